@@ -1,0 +1,222 @@
+//! The catalog daemon's configuration: a TOML file (every setting documented in
+//! `deploy/catalog.example.toml`) read into [`CatalogConfigFile`], then checked and loaded
+//! into [`CatalogConfig`] before any port is bound. A bad setting stops the daemon with a
+//! message that names it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use ed25519_dalek::SigningKey;
+use ed25519_dalek::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _};
+use exchange_core::ident::DeptId;
+use exchange_pki::{LoadedIdentity, TlsFiles};
+use exchange_proto::v1::{Member, Role};
+use serde::Deserialize;
+
+/// Default consent-token lifetime: five minutes.
+pub const DEFAULT_TOKEN_LIFETIME_SECS: u64 = 300;
+
+/// The configuration file as written.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogConfigFile {
+    /// The catalog's own department id (recorder of its administrative acts), e.g. `gov.sz.exchange`.
+    pub catalog_id: String,
+    /// Address to listen on, e.g. `127.0.0.1:7400`.
+    pub listen: String,
+    /// RocksDB directory.
+    pub data_dir: PathBuf,
+    /// Origin line of the access log's checkpoints, e.g. `exchange.sz.gov.cn/log`; also the
+    /// consent tokens' issuer.
+    pub log_origin: String,
+    /// Consent token lifetime in seconds (default 300, at most 3600).
+    #[serde(default = "default_token_lifetime")]
+    pub token_lifetime_secs: u64,
+    /// TLS files.
+    pub tls: TlsSection,
+    /// The catalog's Ed25519 signing key (PKCS#8 PEM): signs the configuration, consent
+    /// tokens and tree heads.
+    pub signing_key: PathBuf,
+    /// The federation's subject digest key: 64 hex characters (32 bytes).
+    pub subject_digest_key: PathBuf,
+    /// Members ensured at start (typically the first operator); existing ones are untouched.
+    #[serde(default)]
+    pub bootstrap_members: Vec<BootstrapMember>,
+}
+
+fn default_token_lifetime() -> u64 {
+    DEFAULT_TOKEN_LIFETIME_SECS
+}
+
+/// TLS files of a daemon.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// The federation CA certificate (PEM).
+    pub ca_cert: PathBuf,
+    /// This daemon's certificate (PEM).
+    pub cert: PathBuf,
+    /// This daemon's private key (PEM).
+    pub key: PathBuf,
+}
+
+/// A member ensured at start.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootstrapMember {
+    /// Department id.
+    pub dept_id: String,
+    /// Name.
+    pub name: String,
+    /// Roles: `operator`, `department`, `portal`, `auditor`.
+    pub roles: Vec<String>,
+}
+
+/// The checked, loaded configuration.
+#[derive(Clone, Debug)]
+pub struct CatalogConfig {
+    /// Catalog department id.
+    pub catalog_id: DeptId,
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Log origin.
+    pub log_origin: String,
+    /// Token lifetime, seconds.
+    pub token_lifetime_secs: i64,
+    /// TLS identity.
+    pub tls: LoadedIdentity,
+    /// Signing key.
+    pub signing_key: SigningKey,
+    /// Subject digest key.
+    pub subject_digest_key: [u8; 32],
+    /// Bootstrap members.
+    pub bootstrap_members: Vec<Member>,
+}
+
+/// Parses a role name.
+pub fn parse_role(name: &str) -> Option<Role> {
+    match name {
+        "operator" => Some(Role::Operator),
+        "department" => Some(Role::Department),
+        "portal" => Some(Role::Portal),
+        "auditor" => Some(Role::Auditor),
+        _ => None,
+    }
+}
+
+fn resolve(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() { p.to_path_buf() } else { base.join(p) }
+}
+
+/// Reads an Ed25519 signing key from a PKCS#8 PEM file.
+pub fn read_signing_key(path: &Path) -> anyhow::Result<SigningKey> {
+    let pem = std::fs::read_to_string(path).with_context(|| format!("read signing key {}", path.display()))?;
+    SigningKey::from_pkcs8_pem(&pem)
+        .map_err(|e| anyhow::anyhow!("{} is not an Ed25519 PKCS#8 PEM key: {e}", path.display()))
+}
+
+/// Writes an Ed25519 signing key as PKCS#8 PEM (mode 0600).
+pub fn write_signing_key(path: &Path, key: &SigningKey) -> anyhow::Result<()> {
+    let pem = key
+        .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
+        .map_err(|e| anyhow::anyhow!("encode key: {e}"))?;
+    write_secret(path, pem.as_bytes())
+}
+
+/// Reads a 32-byte key written as 64 hex characters.
+pub fn read_hex_key(path: &Path) -> anyhow::Result<[u8; 32]> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("read key {}", path.display()))?;
+    let bytes =
+        hex::decode(text.trim()).map_err(|_| anyhow::anyhow!("{} must hold 64 hex characters", path.display()))?;
+    bytes.try_into().map_err(|_| anyhow::anyhow!("{} must hold exactly 32 bytes (64 hex characters)", path.display()))
+}
+
+/// Writes a secret file readable only by its owner.
+pub fn write_secret(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    }
+    std::fs::write(path, bytes).with_context(|| format!("write {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("restrict {}", path.display()))?;
+    }
+    Ok(())
+}
+
+impl CatalogConfig {
+    /// Reads, checks and loads a configuration file.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("read configuration {}", path.display()))?;
+        let file: CatalogConfigFile =
+            toml::from_str(&text).with_context(|| format!("parse configuration {}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::from_file(file, base)
+    }
+
+    /// Checks and loads a parsed file; relative paths are taken from `base`.
+    pub fn from_file(file: CatalogConfigFile, base: &Path) -> anyhow::Result<Self> {
+        let CatalogConfigFile {
+            catalog_id,
+            listen,
+            data_dir,
+            log_origin,
+            token_lifetime_secs,
+            tls,
+            signing_key,
+            subject_digest_key,
+            bootstrap_members,
+        } = file;
+        let catalog_id = DeptId::parse(&catalog_id).map_err(|e| anyhow::anyhow!("setting catalog_id: {e}"))?;
+        let listen: SocketAddr = listen
+            .parse()
+            .map_err(|_| anyhow::anyhow!("setting listen: {listen:?} is not an address like 127.0.0.1:7400"))?;
+        if log_origin.trim().is_empty() || log_origin.contains(char::is_whitespace) {
+            bail!("setting log_origin: must be a non-empty name without spaces, e.g. exchange.sz.gov.cn/log");
+        }
+        if !(30..=3600).contains(&token_lifetime_secs) {
+            bail!(
+                "setting token_lifetime_secs: {token_lifetime_secs} is outside 30..=3600 (consent tokens are short-lived)"
+            );
+        }
+        let tls_files = TlsFiles {
+            ca_cert: resolve(base, &tls.ca_cert),
+            cert: resolve(base, &tls.cert),
+            key: resolve(base, &tls.key),
+        };
+        let tls = tls_files.load().map_err(|e| anyhow::anyhow!("setting tls: {e}"))?;
+        let signing_key = read_signing_key(&resolve(base, &signing_key)).context("setting signing_key")?;
+        let subject_digest_key =
+            read_hex_key(&resolve(base, &subject_digest_key)).context("setting subject_digest_key")?;
+        let mut members = Vec::new();
+        for (i, m) in bootstrap_members.into_iter().enumerate() {
+            DeptId::parse(&m.dept_id).map_err(|e| anyhow::anyhow!("setting bootstrap_members[{i}].dept_id: {e}"))?;
+            let mut roles = Vec::new();
+            for r in &m.roles {
+                let role = parse_role(r).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "setting bootstrap_members[{i}].roles: {r:?} is not operator, department, portal or auditor"
+                    )
+                })?;
+                roles.push(role as i32);
+            }
+            members.push(Member { dept_id: m.dept_id, name: m.name, roles, ..Default::default() });
+        }
+        Ok(Self {
+            catalog_id,
+            listen,
+            data_dir: resolve(base, &data_dir),
+            log_origin,
+            token_lifetime_secs: i64::try_from(token_lifetime_secs).unwrap_or(300),
+            tls,
+            signing_key,
+            subject_digest_key,
+            bootstrap_members: members,
+        })
+    }
+}

@@ -1,0 +1,15 @@
+//! The central catalog of the Exchange federation: members, standard schemas, the dataset
+//! catalog, grants, consent and consent tokens, the signed federation configuration that
+//! nodes watch, and the central access log (an RFC 9162 Merkle tree with signed checkpoints).
+//!
+//! The crate is cut as the architecture asks: [`service`] holds the handlers (plain methods,
+//! no tonic), [`grpc`] the thin adapter, [`db`] and [`log`] the storage over the
+//! `exchange-store` trait, [`config`] the two-stage configuration, [`server`] the daemon.
+
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod grpc;
+pub mod log;
+pub mod server;
+pub mod service;

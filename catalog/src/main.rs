@@ -1,0 +1,107 @@
+//! `exchange-catalog`: the catalog daemon.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use exchange_catalog::config::{CatalogConfig, write_secret, write_signing_key};
+
+/// The central catalog of an Exchange federation.
+#[derive(Parser, Debug)]
+#[command(name = "exchange-catalog", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve the catalog (mutual TLS) until Ctrl-C or SIGTERM.
+    Serve {
+        /// The configuration file (see deploy/catalog.example.toml).
+        #[arg(long, env = "EXCHANGE_CATALOG_CONFIG")]
+        config: PathBuf,
+    },
+    /// Check a configuration file and its key and certificate files, then exit.
+    CheckConfig {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Create the catalog's signing key and the federation's subject digest key.
+    Keygen {
+        /// Where to write `catalog-signing.pem` and `subject-digest.key`.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_target(false)
+        .init();
+    exchange_pki::install_crypto_provider();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { config } => {
+            let config = CatalogConfig::load(&config)?;
+            let running = exchange_catalog::server::start(config).await?;
+            println!("catalog listening on {}", running.addr);
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+            running.stop().await
+        }
+        Command::CheckConfig { config } => {
+            let loaded = CatalogConfig::load(&config)?;
+            println!(
+                "configuration {} is valid (catalog {}, listen {})",
+                config.display(),
+                loaded.catalog_id,
+                loaded.listen
+            );
+            Ok(())
+        }
+        Command::Keygen { dir } => {
+            let key = ed25519_dalek::SigningKey::generate(&mut rand_core_rng());
+            write_signing_key(&dir.join("catalog-signing.pem"), &key)?;
+            let mut digest = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rng(), &mut digest);
+            write_secret(&dir.join("subject-digest.key"), hex::encode(digest).as_bytes())
+                .context("write digest key")?;
+            println!(
+                "wrote {} and {}",
+                dir.join("catalog-signing.pem").display(),
+                dir.join("subject-digest.key").display()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn rand_core_rng() -> rand::rngs::ThreadRng {
+    rand::rng()
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

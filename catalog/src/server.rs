@@ -1,0 +1,104 @@
+//! Starting and stopping the catalog daemon.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use exchange_proto::v1::catalog_server::CatalogServer;
+use exchange_store::RocksStore;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Server;
+
+use crate::config::CatalogConfig;
+use crate::db::{Db, TABLES};
+use crate::grpc::CatalogGrpc;
+use crate::service::{Catalog, Settings};
+
+/// A running catalog.
+#[derive(Debug)]
+pub struct RunningCatalog {
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// The catalog.
+    pub catalog: Arc<Catalog>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+impl RunningCatalog {
+    /// Stops serving and waits for the server to end.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        (&mut self.task).await.context("server task")?.context("server")?;
+        Ok(())
+    }
+
+    /// Waits until the server ends (on its own or after [`RunningCatalog::stop`]).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("server task")?.context("server")?;
+        Ok(())
+    }
+}
+
+/// Opens the store, ensures the bootstrap members, binds and serves.
+pub async fn start(config: CatalogConfig) -> anyhow::Result<RunningCatalog> {
+    let data_dir = config.data_dir.clone();
+    let store = tokio::task::spawn_blocking(move || RocksStore::open(&data_dir, TABLES))
+        .await
+        .context("open store task")?
+        .with_context(|| format!("open the catalog store in {}", config.data_dir.display()))?;
+    let db = Db::new(Arc::new(store));
+    let settings = Settings {
+        catalog_id: config.catalog_id.to_string(),
+        log_origin: config.log_origin.clone(),
+        token_lifetime_secs: config.token_lifetime_secs,
+    };
+    let signing_key = config.signing_key.clone();
+    let digest_key = config.subject_digest_key;
+    let members = config.bootstrap_members.clone();
+    let catalog = tokio::task::spawn_blocking(move || -> anyhow::Result<Arc<Catalog>> {
+        let catalog = Catalog::open(db, settings, signing_key, digest_key).map_err(|e| anyhow::anyhow!("{e}"))?;
+        for m in members {
+            let id = m.dept_id.clone();
+            if catalog.bootstrap_member(m).map_err(|e| anyhow::anyhow!("bootstrap member {id}: {e}"))? {
+                tracing::info!(dept = %id, "bootstrap member registered");
+            }
+        }
+        Ok(catalog)
+    })
+    .await
+    .context("open catalog task")??;
+
+    let listener =
+        tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("listen on {}", config.listen))?;
+    let addr = listener.local_addr().context("local address")?;
+    let tls = exchange_pki::server_tls_config(&config.tls).map_err(|e| anyhow::anyhow!("tls: {e}"))?;
+
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter.set_serving::<CatalogServer<CatalogGrpc>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(exchange_proto::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("reflection service")?;
+    let (tx, rx) = oneshot::channel::<()>();
+    let router = Server::builder()
+        .tls_config(tls)
+        .context("tls configuration")?
+        .add_service(health)
+        .add_service(InterceptedService::new(reflection, exchange_pki::require_client_cert))
+        .add_service(CatalogServer::new(CatalogGrpc::new(catalog.clone())));
+    let task = tokio::spawn(async move {
+        router
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+                let _ = rx.await;
+            })
+            .await
+    });
+    tracing::info!(%addr, "catalog serving");
+    Ok(RunningCatalog { addr, catalog, shutdown: Some(tx), task })
+}

@@ -1,0 +1,4 @@
+#![no_main]
+libfuzzer_sys::fuzz_target!(|s: &str| {
+    let _ = exchange_core::ident::CreditCode::parse(s);
+});
