@@ -19,12 +19,14 @@ use crate::service::{Caller, Catalog};
 #[derive(Clone, Debug)]
 pub struct CatalogGrpc {
     catalog: Arc<Catalog>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 impl CatalogGrpc {
-    /// Wraps a catalog.
-    pub fn new(catalog: Arc<Catalog>) -> Self {
-        Self { catalog }
+    /// Wraps a catalog; watch streams end when `shutdown` turns true, so that a graceful
+    /// stop does not wait forever for watching nodes.
+    pub fn new(catalog: Arc<Catalog>, shutdown: tokio::sync::watch::Receiver<bool>) -> Self {
+        Self { catalog, shutdown }
     }
 
     /// Runs `handler` for the authenticated caller of `req`, off the async workers.
@@ -173,7 +175,11 @@ impl CatalogApi for CatalogGrpc {
         // Authenticate like every other call, then stream: the current version first, then
         // each new one as it is published.
         let rx = self.call("watch_federation_config", req, |c, _, _| Ok(c.subscribe())).await?.into_inner();
-        let stream = WatchStream::new(rx).map(|config| Ok((*config).clone()));
+        let mut shutdown = self.shutdown.clone();
+        let stopping = async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        };
+        let stream = futures::StreamExt::take_until(WatchStream::new(rx), stopping).map(|config| Ok((*config).clone()));
         Ok(Response::new(Box::pin(stream)))
     }
 

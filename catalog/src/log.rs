@@ -52,11 +52,11 @@ impl HashReader for Reader<'_> {
                 .db
                 .store()
                 .multi_get(LOG_HASHES, &missing_keys)
-                .map_err(|e| MerkleError::Storage(e.to_string()))?;
+                .map_err(|e| MerkleError::Storage(Box::new(e)))?;
             for ((pos, value), key) in missing_pos.into_iter().zip(values).zip(&missing_keys) {
                 let index = decode_u64(key).unwrap_or(0);
                 let bytes = value.ok_or(MerkleError::MissingHash { index })?;
-                out[pos] = Some(Hash::from_slice(&bytes).map_err(|e| MerkleError::Storage(e.to_string()))?);
+                out[pos] = Some(Hash::from_slice(&bytes).map_err(|e| MerkleError::Storage(Box::new(e)))?);
             }
         }
         out.into_iter().enumerate().map(|(i, h)| h.ok_or(MerkleError::MissingHash { index: indexes[i] })).collect()

@@ -64,7 +64,9 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keygen { dir } => {
-            let key = ed25519_dalek::SigningKey::generate(&mut rand_core_rng());
+            let mut seed = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rng(), &mut seed);
+            let key = ed25519_dalek::SigningKey::from_bytes(&seed);
             write_signing_key(&dir.join("catalog-signing.pem"), &key)?;
             let mut digest = [0u8; 32];
             rand::RngCore::fill_bytes(&mut rand::rng(), &mut digest);
@@ -78,10 +80,6 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-fn rand_core_rng() -> rand::rngs::ThreadRng {
-    rand::rng()
 }
 
 async fn shutdown_signal() {

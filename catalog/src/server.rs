@@ -25,12 +25,14 @@ pub struct RunningCatalog {
     /// The catalog.
     pub catalog: Arc<Catalog>,
     shutdown: Option<oneshot::Sender<()>>,
+    stopping: tokio::sync::watch::Sender<bool>,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
 }
 
 impl RunningCatalog {
     /// Stops serving and waits for the server to end.
     pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.stopping.send_replace(true);
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -86,12 +88,13 @@ pub async fn start(config: CatalogConfig) -> anyhow::Result<RunningCatalog> {
         .build_v1()
         .context("reflection service")?;
     let (tx, rx) = oneshot::channel::<()>();
+    let (stopping, stopping_rx) = tokio::sync::watch::channel(false);
     let router = Server::builder()
         .tls_config(tls)
         .context("tls configuration")?
         .add_service(health)
         .add_service(InterceptedService::new(reflection, exchange_pki::require_client_cert))
-        .add_service(CatalogServer::new(CatalogGrpc::new(catalog.clone())));
+        .add_service(CatalogServer::new(CatalogGrpc::new(catalog.clone(), stopping_rx)));
     let task = tokio::spawn(async move {
         router
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
@@ -100,5 +103,5 @@ pub async fn start(config: CatalogConfig) -> anyhow::Result<RunningCatalog> {
             .await
     });
     tracing::info!(%addr, "catalog serving");
-    Ok(RunningCatalog { addr, catalog, shutdown: Some(tx), task })
+    Ok(RunningCatalog { addr, catalog, shutdown: Some(tx), stopping, task })
 }

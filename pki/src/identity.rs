@@ -132,7 +132,7 @@ pub fn caller<T>(req: &tonic::Request<T>) -> Result<PeerIdentity, PkiError> {
 /// has no usable federation certificate with `UNAUTHENTICATED` (and logs the refusal), and
 /// otherwise stores its [`PeerIdentity`] in the request's extensions.
 ///
-/// ```ignore
+/// ```text
 /// Server::builder()
 ///     .tls_config(server_tls_config(&loaded)?)?
 ///     .add_service(health_service) // open: no client certificate needed
@@ -173,7 +173,7 @@ mod tests {
     /// Table-driven: the SAN URIs of a certificate and what `peer_dept` makes of them.
     fn check(uris: &[&str], expected: Result<&str, &str>) {
         let der = cert_with_uris(uris);
-        let got = peer_dept_at(Some(&[der.clone()]), 0);
+        let got = peer_dept_at(Some(std::slice::from_ref(&der)), 0);
         match (got, expected) {
             (Ok(identity), Ok(dept)) => {
                 assert_eq!(identity.dept_id, dept, "{uris:?}");
@@ -248,7 +248,7 @@ mod tests {
     #[test]
     fn a_certificate_that_expired_during_the_connection_is_refused() {
         let der = cert_with_uris(&["urn:exchange:dept:x"]);
-        let identity = peer_dept_at(Some(&[der.clone()]), 0).expect("valid");
+        let identity = peer_dept_at(Some(std::slice::from_ref(&der)), 0).expect("valid");
         let error = peer_dept_at(Some(&[der]), identity.not_after_unix + 1).expect_err("expired");
         assert!(error.is_unauthenticated());
         assert!(error.to_string().starts_with("client certificate refused: it expired at "), "{error}");

@@ -1,0 +1,550 @@
+//! The catalog over real mutual TLS on loopback, against real RocksDB: every RPC, the
+//! refusals, the Merkle log's proofs at many sizes, and a restart.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use exchange_catalog::config::{CatalogConfig, CatalogConfigFile, TlsSection, write_secret, write_signing_key};
+use exchange_catalog::server::{RunningCatalog, start};
+use exchange_core::checkpoint::{NoteVerifier, open_checkpoint};
+use exchange_core::digest::verify_config;
+use exchange_core::merkle::{Hash, leaf_hash, verify_consistency, verify_inclusion};
+use exchange_core::token::{TokenExpectation, TokenVerifier};
+use exchange_pki::{CertKind, CertSpec, FederationCa, TlsFiles, client_tls_config, https_endpoint};
+use exchange_proto::refusal;
+use exchange_proto::v1::catalog_client::CatalogClient;
+use exchange_proto::v1::*;
+use prost::Message;
+use tonic::Code;
+use tonic::transport::Channel;
+
+const OPERATOR: &str = "gov.sz.ops";
+const PSB: &str = "gov.sz.psb";
+const HCB: &str = "gov.sz.hcb";
+const AMR: &str = "gov.sz.amr";
+const PORTAL: &str = "gov.sz.ft.gsc";
+const AUDITOR: &str = "gov.sz.audit";
+const ORIGIN: &str = "exchange.sz.test/log";
+const CITIZEN: &str = "11010519491231002X";
+
+const POPULATION: &str = r#"{
+  "reference": "std.record.population@1",
+  "title_zh": "人口基础信息", "title_en": "Population record",
+  "key_field": "id_number", "holder_field": null,
+  "fields": [
+    {"name": "id_number", "type": {"type": "resident_id"}, "required": true, "classification": "personal", "label_zh": "身份证号", "label_en": "ID number"},
+    {"name": "name", "type": {"type": "string", "max_len": 50}, "required": true, "classification": "personal", "label_zh": "姓名", "label_en": "Name"},
+    {"name": "status", "type": {"type": "enum", "values": ["normal", "deceased"]}, "required": true, "classification": "internal", "label_zh": "状态", "label_en": "Status"}
+  ]
+}"#;
+
+struct Federation {
+    dir: tempfile::TempDir,
+    catalog_key: VerifyingKey,
+}
+
+impl Federation {
+    fn new() -> Self {
+        exchange_pki::install_crypto_provider();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = FederationCa::generate("Exchange test CA").expect("ca");
+        ca.write_files(dir.path().join("pki"), "ca").expect("write ca");
+        let server = ca
+            .issue(&CertSpec::new("gov.sz.exchange", CertKind::Server).with_loopback())
+            .expect("server cert");
+        server.write_files(dir.path().join("pki"), "catalog").expect("write catalog cert");
+        for dept in [OPERATOR, PSB, HCB, AMR, PORTAL, AUDITOR, "gov.sz.stranger"] {
+            ca.issue(&CertSpec::new(dept, CertKind::Client))
+                .expect("client cert")
+                .write_files(dir.path().join("pki"), dept)
+                .expect("write client cert");
+        }
+        let key = SigningKey::from_bytes(&[42; 32]);
+        write_signing_key(&dir.path().join("keys/catalog-signing.pem"), &key).expect("signing key");
+        write_secret(&dir.path().join("keys/subject-digest.key"), hex::encode([7u8; 32]).as_bytes()).expect("digest key");
+        Self { catalog_key: key.verifying_key(), dir }
+    }
+
+    fn config(&self) -> CatalogConfig {
+        let file = CatalogConfigFile {
+            catalog_id: "gov.sz.exchange".into(),
+            listen: "127.0.0.1:0".into(),
+            data_dir: PathBuf::from("data"),
+            log_origin: ORIGIN.into(),
+            token_lifetime_secs: 120,
+            tls: TlsSection {
+                ca_cert: "pki/ca.crt".into(),
+                cert: "pki/catalog.crt".into(),
+                key: "pki/catalog.key".into(),
+            },
+            signing_key: "keys/catalog-signing.pem".into(),
+            subject_digest_key: "keys/subject-digest.key".into(),
+            bootstrap_members: vec![exchange_catalog::config::BootstrapMember {
+                dept_id: OPERATOR.into(),
+                name: "运维".into(),
+                roles: vec!["operator".into()],
+            }],
+        };
+        CatalogConfig::from_file(file, self.dir.path()).expect("config")
+    }
+
+    async fn client(&self, running: &RunningCatalog, dept: &str) -> CatalogClient<Channel> {
+        client_from(self.dir.path(), running, dept).await
+    }
+}
+
+async fn client_from(dir: &Path, running: &RunningCatalog, dept: &str) -> CatalogClient<Channel> {
+    let files = TlsFiles {
+        ca_cert: dir.join("pki/ca.crt"),
+        cert: dir.join(format!("pki/{dept}.crt")),
+        key: dir.join(format!("pki/{dept}.key")),
+    };
+    let identity = files.load().expect("load client identity");
+    let tls = client_tls_config(&identity, "localhost").expect("client tls");
+    let channel = https_endpoint(&format!("https://localhost:{}", running.addr.port()), tls)
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connect");
+    CatalogClient::new(channel)
+}
+
+fn assert_refused(status: &tonic::Status, code: Code, reason: ReasonCode, words: &str) {
+    assert_eq!(status.code(), code, "status {status:?}");
+    assert_eq!(refusal::reason_code(status), reason, "status {status:?}");
+    assert!(status.message().contains(words), "message {:?} should contain {words:?}", status.message());
+}
+
+fn member(dept: &str, roles: &[Role]) -> Member {
+    Member { dept_id: dept.into(), name: format!("{dept} name"), roles: roles.iter().map(|r| *r as i32).collect(), ..Default::default() }
+}
+
+async fn setup_members(op: &mut CatalogClient<Channel>) {
+    let node_key = SigningKey::from_bytes(&[9; 32]).verifying_key();
+    for (dept, roles) in [
+        (PSB, vec![Role::Department]),
+        (HCB, vec![Role::Department, Role::Portal]),
+        (AMR, vec![Role::Department]),
+        (PORTAL, vec![Role::Portal]),
+        (AUDITOR, vec![Role::Auditor]),
+    ] {
+        let mut m = member(dept, &roles);
+        m.endpoint = "https://127.0.0.1:7501".into();
+        m.node_signing_key = node_key.as_bytes().to_vec();
+        op.register_member(RegisterMemberRequest { member: Some(m) }).await.expect("register member");
+    }
+}
+
+fn population_dataset() -> Dataset {
+    Dataset {
+        id: format!("{PSB}/population"),
+        kind: DatasetKind::Record as i32,
+        schema: "std.record.population@1".into(),
+        share_class: ShareClass::Conditional as i32,
+        legal_basis: "《居民身份证法》第十三条".into(),
+        description_zh: "人口基础库".into(),
+        description_en: "Population base records".into(),
+        update_cycle: "daily".into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_catalog_end_to_end() {
+    let fed = Federation::new();
+    let running = start(fed.config()).await.expect("start catalog");
+    let mut op = fed.client(&running, OPERATOR).await;
+    let mut psb = fed.client(&running, PSB).await;
+    let mut hcb = fed.client(&running, HCB).await;
+    let mut portal = fed.client(&running, PORTAL).await;
+    let mut auditor = fed.client(&running, AUDITOR).await;
+
+    // Members: only operators register; unknown certificates are refused.
+    setup_members(&mut op).await;
+    let err = psb.register_member(RegisterMemberRequest { member: Some(member("gov.sz.x", &[Role::Department])) }).await.expect_err("needs operator");
+    assert_refused(&err, Code::PermissionDenied, ReasonCode::RoleRequired, "operator");
+    let err = op.register_member(RegisterMemberRequest { member: Some(member(PSB, &[Role::Department])) }).await.expect_err("dup");
+    assert_eq!(err.code(), Code::AlreadyExists);
+    let err = op.register_member(RegisterMemberRequest { member: Some(member("Gov..Bad", &[Role::Department])) }).await.expect_err("bad id");
+    assert_refused(&err, Code::InvalidArgument, ReasonCode::MalformedIdentifier, "member.dept_id");
+    let mut stranger = fed.client(&running, "gov.sz.stranger").await;
+    let err = stranger.list_members(ListMembersRequest {}).await.expect_err("unknown member");
+    assert_refused(&err, Code::Unauthenticated, ReasonCode::UnknownMember, "gov.sz.stranger");
+    let members = psb.list_members(ListMembersRequest {}).await.expect("list").into_inner().members;
+    assert_eq!(members.len(), 6);
+    let updated = op
+        .update_member(UpdateMemberRequest { dept_id: AMR.into(), endpoint: "https://127.0.0.1:7503".into(), ..Default::default() })
+        .await
+        .expect("update")
+        .into_inner();
+    assert_eq!(updated.endpoint, "https://127.0.0.1:7503");
+    let err = op
+        .update_member(UpdateMemberRequest { dept_id: AMR.into(), endpoint: "http://plain".into(), ..Default::default() })
+        .await
+        .expect_err("plain http");
+    assert_refused(&err, Code::InvalidArgument, ReasonCode::MalformedRequest, "https");
+
+    // Schemas: version 1, then an incompatible version 2 is refused with the reason.
+    let sv = op.register_schema(RegisterSchemaRequest { definition_json: POPULATION.into() }).await.expect("schema").into_inner();
+    assert_eq!(sv.reference, "std.record.population@1");
+    let v2_bad = POPULATION
+        .replace("population@1", "population@2")
+        .replace(r#""classification": "internal", "label_zh": "状态""#, r#""classification": "public", "label_zh": "状态""#);
+    let err = op.register_schema(RegisterSchemaRequest { definition_json: v2_bad }).await.expect_err("incompatible");
+    assert_refused(&err, Code::FailedPrecondition, ReasonCode::SchemaIncompatible, "status");
+    let v2_good = POPULATION.replace("population@1", "population@2").replace(
+        r#"{"name": "status""#,
+        r#"{"name": "district", "type": {"type": "string", "max_len": 20}, "required": false, "classification": "public", "label_zh": "辖区", "label_en": "District"},
+    {"name": "status""#,
+    );
+    op.register_schema(RegisterSchemaRequest { definition_json: v2_good }).await.expect("compatible v2");
+    let latest = psb.get_schema(GetSchemaRequest { name: "std.record.population".into(), version: 0 }).await.expect("get").into_inner();
+    assert_eq!(latest.reference, "std.record.population@2");
+    let err = op.register_schema(RegisterSchemaRequest { definition_json: "{".into() }).await.expect_err("bad json");
+    assert_refused(&err, Code::InvalidArgument, ReasonCode::MalformedRequest, "definition_json");
+    assert_eq!(psb.list_schemas(ListSchemasRequest { all_versions: true }).await.expect("list").into_inner().schemas.len(), 2);
+
+    // Datasets: a provider publishes only its own.
+    let ds = psb.publish_dataset(PublishDatasetRequest { dataset: Some(population_dataset()) }).await.expect("publish").into_inner();
+    assert!(ds.personal_data);
+    let err = hcb.publish_dataset(PublishDatasetRequest { dataset: Some(population_dataset()) }).await.expect_err("not own");
+    assert_refused(&err, Code::PermissionDenied, ReasonCode::RoleRequired, "own datasets");
+    let mut secret = population_dataset();
+    secret.id = format!("{PSB}/secret");
+    secret.share_class = ShareClass::NotShared as i32;
+    psb.publish_dataset(PublishDatasetRequest { dataset: Some(secret) }).await.expect("publish not shared");
+    let found = hcb
+        .list_datasets(ListDatasetsRequest { query: "人口".into(), ..Default::default() })
+        .await
+        .expect("search")
+        .into_inner()
+        .datasets;
+    assert_eq!(found.len(), 2);
+
+    // Grants: apply, refusals, approval by the provider only.
+    let apply = |fields: Vec<&str>| ApplyGrantRequest {
+        dataset: format!("{PSB}/population"),
+        purposes: vec!["SZ-HCB-ZLBA-001".into()],
+        fields: fields.into_iter().map(String::from).collect(),
+        consent_required: false,
+        rate_limit_per_minute: 60,
+        expires_at_unix_ms: 0,
+        legal_basis: "《深圳市房屋租赁管理条例》".into(),
+        service_item: "房屋租赁登记备案".into(),
+    };
+    let err = hcb.apply_grant(apply(vec!["name", "photo"])).await.expect_err("field not in schema");
+    assert_refused(&err, Code::InvalidArgument, ReasonCode::FieldNotInSchema, "photo");
+    let mut not_shared = apply(vec!["name"]);
+    not_shared.dataset = format!("{PSB}/secret");
+    let err = hcb.apply_grant(not_shared).await.expect_err("not shared");
+    assert_refused(&err, Code::FailedPrecondition, ReasonCode::DatasetNotShared, "not shared");
+    let mut missing = apply(vec!["name"]);
+    missing.dataset = format!("{PSB}/nothing");
+    let err = hcb.apply_grant(missing).await.expect_err("missing dataset");
+    assert_refused(&err, Code::InvalidArgument, ReasonCode::UnknownDataset, "not in the catalog");
+    let grant = hcb.apply_grant(apply(vec!["name", "status"])).await.expect("apply").into_inner();
+    assert!(grant.consent_required, "personal fields force consent");
+    assert_eq!(grant.status, GrantStatus::Pending as i32);
+    let decide = DecideGrantRequest { grant_id: grant.id.clone(), note: String::new() };
+    let err = hcb.approve_grant(decide.clone()).await.expect_err("requester cannot approve");
+    assert_refused(&err, Code::PermissionDenied, ReasonCode::RoleRequired, "only the provider");
+    let approved = psb.approve_grant(decide.clone()).await.expect("approve").into_inner();
+    assert_eq!(approved.status, GrantStatus::Approved as i32);
+    let err = psb.reject_grant(decide.clone()).await.expect_err("already decided");
+    assert_refused(&err, Code::FailedPrecondition, ReasonCode::InvalidState, "not pending");
+    let listed = hcb.list_grants(ListGrantsRequest::default()).await.expect("list grants").into_inner().grants;
+    assert_eq!(listed.len(), 1);
+
+    // The federation configuration is signed and carries the grant; watch sees changes.
+    let signed = psb.get_federation_config(GetFederationConfigRequest::default()).await.expect("config").into_inner();
+    verify_config(&fed.catalog_key, &signed.body, &signed.signature).expect("config signature");
+    let config = FederationConfig::decode(signed.body.as_slice()).expect("decode config");
+    assert_eq!(config.grants.len(), 1);
+    assert_eq!(config.grants[0].fields, vec!["name".to_string(), "status".to_string()]);
+    let mut watch = psb.watch_federation_config(GetFederationConfigRequest::default()).await.expect("watch").into_inner();
+    let first = tokio::time::timeout(Duration::from_secs(10), watch.message()).await.expect("first").expect("ok").expect("some");
+    let first_version = FederationConfig::decode(first.body.as_slice()).expect("decode").version;
+    assert_eq!(first_version, config.version);
+
+    // Consent: recorded by a portal, tokened for the requester only, revocation pushed.
+    let consent_req = RecordConsentRequest {
+        subject: Some(Subject { kind: SubjectKind::Person as i32, id: CITIZEN.to_lowercase() }),
+        requester: HCB.into(),
+        datasets: vec![format!("{PSB}/population")],
+        fields: vec!["name".into(), "status".into()],
+        purpose_code: "SZ-HCB-ZLBA-001".into(),
+        expires_at_unix_ms: now_ms() + 3_600_000,
+        evidence: Some(ConsentEvidence {
+            method: ConsentMethod::FaceScan as i32,
+            channel: ConsentChannel::Online as i32,
+            reference: "face-2026-0001".into(),
+        }),
+        application_id: "ZL-2026-000123".into(),
+    };
+    let err = hcb.record_consent(consent_req.clone()).await;
+    assert!(err.is_ok(), "hcb also holds the portal role");
+    let consent = portal.record_consent(consent_req.clone()).await.expect("record consent").into_inner();
+    let mut past = consent_req.clone();
+    past.expires_at_unix_ms = now_ms() - 1;
+    let err = portal.record_consent(past).await.expect_err("past expiry");
+    assert_refused(&err, Code::InvalidArgument, ReasonCode::MalformedRequest, "future");
+    let mut bad_id = consent_req.clone();
+    bad_id.subject = Some(Subject { kind: SubjectKind::Person as i32, id: "110105194912310021".into() });
+    let err = portal.record_consent(bad_id).await.expect_err("bad check digit");
+    assert_refused(&err, Code::InvalidArgument, ReasonCode::MalformedIdentifier, "subject.id");
+    let token_req = IssueConsentTokenRequest { consent_id: consent.id.clone(), dataset: format!("{PSB}/population") };
+    let err = psb.issue_consent_token(token_req.clone()).await.expect_err("not the requester");
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let token = hcb.issue_consent_token(token_req.clone()).await.expect("token").into_inner();
+    let verifier = TokenVerifier::new(ORIGIN, &[fed.catalog_key]);
+    let verified = verifier
+        .verify(
+            &token.token,
+            &TokenExpectation {
+                audience: PSB,
+                requester: HCB,
+                subject: CITIZEN,
+                dataset: &format!("{PSB}/population"),
+                purpose: "SZ-HCB-ZLBA-001",
+            },
+            now_ms() / 1000,
+        )
+        .expect("token verifies");
+    assert_eq!(verified.consent_id(), consent.id);
+    portal.revoke_consent(RevokeConsentRequest { consent_id: consent.id.clone(), reason: "withdrawn".into() }).await.expect("revoke");
+    let pushed = wait_for_config(&mut watch, |c| c.revoked_consents.iter().any(|r| r.consent_id == consent.id)).await;
+    assert!(pushed.version > first_version);
+    let err = hcb.issue_consent_token(token_req).await.expect_err("revoked");
+    assert_refused(&err, Code::FailedPrecondition, ReasonCode::ConsentRevoked, "revoked");
+
+    // Digest key only for departments.
+    assert_eq!(psb.get_subject_digest_key(GetSubjectDigestKeyRequest {}).await.expect("key").into_inner().key.len(), 32);
+    let err = auditor.get_subject_digest_key(GetSubjectDigestKeyRequest {}).await.expect_err("auditor");
+    assert_refused(&err, Code::PermissionDenied, ReasonCode::RoleRequired, "department");
+
+    // The central log: appends idempotent by sequence, gaps refused, proofs verify.
+    let head0 = auditor.get_tree_head(GetTreeHeadRequest {}).await.expect("head").into_inner();
+    let vkey = NoteVerifier::new(ORIGIN, fed.catalog_key).expect("verifier");
+    let cp0 = open_checkpoint(&head0.checkpoint, &vkey).expect("signed head");
+    assert_eq!(cp0.size(), head0.size);
+    assert!(head0.size > 10, "administrative acts are logged: {}", head0.size);
+    let events = |from: u64, n: u64| AppendAccessLogRequest {
+        events: (from..from + n).map(|seq| query_event(PSB, seq)).collect(),
+    };
+    let r = psb.append_access_log(events(1, 5)).await.expect("append").into_inner();
+    assert_eq!((r.appended, r.duplicates, r.next_sequence), (5, 0, 6));
+    let r = psb.append_access_log(events(3, 5)).await.expect("retried batch").into_inner();
+    assert_eq!((r.appended, r.duplicates, r.next_sequence), (2, 3, 8));
+    let err = psb.append_access_log(events(10, 2)).await.expect_err("gap");
+    assert_refused(&err, Code::FailedPrecondition, ReasonCode::SequenceGap, "expects sequence 8");
+    let mut clear = events(8, 1);
+    clear.events[0].subject_digest = CITIZEN.into();
+    let err = psb.append_access_log(clear).await.expect_err("clear subject");
+    assert_refused(&err, Code::InvalidArgument, ReasonCode::MalformedRequest, "subject_digest");
+    let mut foreign = events(8, 1);
+    foreign.events[0].recorder = AMR.into();
+    let err = psb.append_access_log(foreign).await.expect_err("foreign recorder");
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let err = auditor.append_access_log(events(1, 1)).await.expect_err("auditor cannot append");
+    assert_eq!(err.code(), Code::PermissionDenied);
+
+    let head1 = auditor.get_tree_head(GetTreeHeadRequest {}).await.expect("head").into_inner();
+    let cp1 = open_checkpoint(&head1.checkpoint, &vkey).expect("signed head");
+    let root1 = Hash::from_slice(&head1.root_hash).expect("root");
+    assert_eq!(cp1.root(), root1);
+    for index in [0, head0.size - 1, head1.size - 1] {
+        let p = auditor.get_inclusion_proof(GetInclusionProofRequest { index, tree_size: 0 }).await.expect("proof").into_inner();
+        let leaf = p.entry.as_ref().expect("entry").leaf.clone();
+        verify_inclusion(leaf_hash(&leaf), index, head1.size, &hashes(&p.path), root1).expect("inclusion verifies");
+    }
+    let c = auditor
+        .get_consistency_proof(GetConsistencyProofRequest { old_size: head0.size, new_size: head1.size })
+        .await
+        .expect("consistency")
+        .into_inner();
+    verify_consistency(head0.size, head1.size, &hashes(&c.path), cp0.root(), root1).expect("consistency verifies");
+    let err = auditor
+        .get_inclusion_proof(GetInclusionProofRequest { index: head1.size, tree_size: 0 })
+        .await
+        .expect_err("beyond the log");
+    assert_eq!(err.code(), Code::InvalidArgument);
+
+    // Audit queries: an auditor sees all, a department its own, a portal a subject's view.
+    let q = QueryAccessLogRequest { provider: PSB.into(), outcome: Outcome::Served as i32, ..Default::default() };
+    let page = auditor.query_access_log(q.clone()).await.expect("query").into_inner();
+    assert!(page.entries.iter().any(|e| e.event.as_ref().is_some_and(|ev| ev.action == "get_record")));
+    let by_trace = auditor
+        .query_access_log(QueryAccessLogRequest { trace_id: "trace-3".into(), ..Default::default() })
+        .await
+        .expect("by trace")
+        .into_inner();
+    assert_eq!(by_trace.entries.len(), 1, "retries did not double entry 3");
+    let paged = auditor
+        .query_access_log(QueryAccessLogRequest {
+            requester: HCB.into(),
+            page: Some(PageRequest { page_size: 3, page_token: String::new() }),
+            ..Default::default()
+        })
+        .await
+        .expect("paged")
+        .into_inner();
+    assert_eq!(paged.entries.len(), 3);
+    assert!(!paged.next_page_token.is_empty());
+    let own = hcb.query_access_log(QueryAccessLogRequest::default()).await.expect("own view").into_inner();
+    assert!(own.entries.iter().all(|e| e.event.as_ref().is_some_and(|ev| ev.requester == HCB || ev.provider == HCB)));
+    let view = portal
+        .subject_access_view(SubjectAccessViewRequest {
+            subject: Some(Subject { kind: SubjectKind::Person as i32, id: CITIZEN.into() }),
+            ..Default::default()
+        })
+        .await
+        .expect("subject view")
+        .into_inner();
+    let actions: Vec<String> = view.entries.iter().filter_map(|e| e.event.as_ref().map(|ev| ev.action.clone())).collect();
+    assert!(actions.contains(&"consent.record".to_string()) && actions.contains(&"consent.revoke".to_string()), "{actions:?}");
+    assert!(
+        view.entries.iter().all(|e| !String::from_utf8_lossy(&e.leaf).contains(CITIZEN)),
+        "the subject id never appears in clear in the log"
+    );
+    let err = auditor.subject_access_view(SubjectAccessViewRequest::default()).await.expect_err("portal only");
+    assert_eq!(err.code(), Code::PermissionDenied);
+
+    // Suspension takes effect on the next call.
+    op.suspend_member(SuspendMemberRequest { dept_id: AMR.into(), reason: "audit finding".into() }).await.expect("suspend");
+    let mut amr = fed.client(&running, AMR).await;
+    let err = amr.list_members(ListMembersRequest {}).await.expect_err("suspended");
+    assert_refused(&err, Code::PermissionDenied, ReasonCode::MemberSuspended, "suspended");
+
+    // A restart keeps everything.
+    let size_before = head1.size;
+    running.stop().await.expect("stop");
+    let running = start(fed.config()).await.expect("restart");
+    let mut auditor = fed.client(&running, AUDITOR).await;
+    let head2 = auditor.get_tree_head(GetTreeHeadRequest {}).await.expect("head").into_inner();
+    assert!(head2.size >= size_before + 1, "restart logged nothing lost: {} vs {size_before}", head2.size);
+    let c = auditor
+        .get_consistency_proof(GetConsistencyProofRequest { old_size: size_before, new_size: head2.size })
+        .await
+        .expect("consistency after restart")
+        .into_inner();
+    verify_consistency(size_before, head2.size, &hashes(&c.path), root1, Hash::from_slice(&head2.root_hash).expect("root"))
+        .expect("the log after restart extends the log before");
+    let mut psb = fed.client(&running, PSB).await;
+    let r = psb.append_access_log(events(8, 1)).await.expect("append after restart").into_inner();
+    assert_eq!(r.next_sequence, 9, "the sequence cursor survived the restart");
+    running.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proofs_verify_at_every_size_up_to_ten_thousand() {
+    let fed = Federation::new();
+    let running = start(fed.config()).await.expect("start");
+    let mut op = fed.client(&running, OPERATOR).await;
+    setup_members(&mut op).await;
+    let mut psb = fed.client(&running, PSB).await;
+    let mut auditor = fed.client(&running, AUDITOR).await;
+    let base = auditor.get_tree_head(GetTreeHeadRequest {}).await.expect("head").into_inner().size;
+    let mut heads: Vec<(u64, Hash)> = Vec::new();
+    let mut seq = 1;
+    for batch in [1u64, 2, 3, 10, 84, 900, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000] {
+        let events = (seq..seq + batch).map(|s| query_event(PSB, s)).collect();
+        psb.append_access_log(AppendAccessLogRequest { events }).await.expect("append");
+        seq += batch;
+        let head = auditor.get_tree_head(GetTreeHeadRequest {}).await.expect("head").into_inner();
+        heads.push((head.size, Hash::from_slice(&head.root_hash).expect("root")));
+    }
+    let (size, root) = *heads.last().expect("heads");
+    assert!(size >= base + 10_000);
+    // Inclusion of entries spread over the whole log, against the final head.
+    for index in (0..size).step_by(397).chain([size - 1]) {
+        let p = auditor.get_inclusion_proof(GetInclusionProofRequest { index, tree_size: size }).await.expect("proof").into_inner();
+        let leaf = p.entry.expect("entry").leaf;
+        verify_inclusion(leaf_hash(&leaf), index, size, &hashes(&p.path), root).expect("inclusion");
+    }
+    // Consistency between every pair of heads, and inclusion against an older head.
+    for (i, (old_size, old_root)) in heads.iter().enumerate() {
+        for (new_size, new_root) in &heads[i..] {
+            if old_size == new_size {
+                continue;
+            }
+            let c = auditor
+                .get_consistency_proof(GetConsistencyProofRequest { old_size: *old_size, new_size: *new_size })
+                .await
+                .expect("consistency")
+                .into_inner();
+            verify_consistency(*old_size, *new_size, &hashes(&c.path), *old_root, *new_root).expect("consistency");
+        }
+        let p = auditor
+            .get_inclusion_proof(GetInclusionProofRequest { index: old_size - 1, tree_size: *old_size })
+            .await
+            .expect("proof at old size")
+            .into_inner();
+        verify_inclusion(leaf_hash(&p.entry.expect("entry").leaf), old_size - 1, *old_size, &hashes(&p.path), *old_root)
+            .expect("inclusion at an older size");
+    }
+    // Re-reading every entry rebuilds the same root.
+    let mut tree = exchange_core::merkle::MemoryTree::new();
+    let mut start = 0;
+    while start < size {
+        let page = auditor.get_log_entries(GetLogEntriesRequest { start, count: 1000 }).await.expect("entries").into_inner();
+        assert!(!page.entries.is_empty());
+        for e in &page.entries {
+            assert_eq!(e.index, tree.size());
+            tree.append(&e.leaf);
+        }
+        start += page.entries.len() as u64;
+    }
+    assert_eq!(tree.root(), root);
+    running.stop().await.expect("stop");
+}
+
+fn query_event(recorder: &str, seq: u64) -> AccessEvent {
+    AccessEvent {
+        recorder: recorder.into(),
+        sequence: seq,
+        time_unix_ms: now_ms(),
+        kind: EventKind::Query as i32,
+        requester: HCB.into(),
+        provider: recorder.into(),
+        dataset: format!("{recorder}/population"),
+        action: "get_record".into(),
+        purpose_code: "SZ-HCB-ZLBA-001".into(),
+        reason: "租赁备案 ZL-2026-000123".into(),
+        subject_digest: "ab".repeat(32),
+        fields: vec!["name".into()],
+        record_versions: vec![1],
+        consent_id: "c-1".into(),
+        trace_id: format!("trace-{seq}"),
+        outcome: Outcome::Served as i32,
+        reason_code: 0,
+        answer_digest: vec![seq as u8; 32],
+        note: String::new(),
+    }
+}
+
+fn hashes(path: &[Vec<u8>]) -> Vec<Hash> {
+    path.iter().map(|h| Hash::from_slice(h).expect("32-byte hash")).collect()
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64
+}
+
+async fn wait_for_config(
+    watch: &mut tonic::Streaming<SignedFederationConfig>,
+    done: impl Fn(&FederationConfig) -> bool,
+) -> FederationConfig {
+    // Bounded: the revocation must arrive within a few seconds.
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let signed = watch.message().await.expect("stream").expect("open");
+            let config = FederationConfig::decode(signed.body.as_slice()).expect("decode");
+            if done(&config) {
+                return config;
+            }
+        }
+    })
+    .await
+    .expect("the change reached the watcher within 5 seconds")
+}
