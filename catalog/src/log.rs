@@ -48,11 +48,8 @@ impl HashReader for Reader<'_> {
             }
         }
         if !missing_keys.is_empty() {
-            let values = self
-                .db
-                .store()
-                .multi_get(LOG_HASHES, &missing_keys)
-                .map_err(|e| MerkleError::Storage(Box::new(e)))?;
+            let values =
+                self.db.store().multi_get(LOG_HASHES, &missing_keys).map_err(|e| MerkleError::Storage(Box::new(e)))?;
             for ((pos, value), key) in missing_pos.into_iter().zip(values).zip(&missing_keys) {
                 let index = decode_u64(key).unwrap_or(0);
                 let bytes = value.ok_or(MerkleError::MissingHash { index })?;
@@ -312,12 +309,13 @@ impl AccessLog {
                 last_examined = Some(n);
                 cursor = Some(n);
                 let entry = self.entry(db, n)?;
-                if let Some(event) = entry.event.as_ref() {
-                    if matches(event, q) && visible(event) {
-                        out.push(entry);
-                        if out.len() == page_size {
-                            break 'outer;
-                        }
+                if let Some(event) = entry.event.as_ref()
+                    && matches(event, q)
+                    && visible(event)
+                {
+                    out.push(entry);
+                    if out.len() == page_size {
+                        break 'outer;
                     }
                 }
                 if examined >= MAX_EXAMINED {

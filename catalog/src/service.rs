@@ -322,11 +322,10 @@ impl Catalog {
     ) -> Result<()> {
         let mut batch = WriteBatch::new();
         change(&mut batch)?;
-        let mut seq = self.log.next_sequence(&self.db, &self.settings.catalog_id)?;
-        for e in &mut events {
+        let first = self.log.next_sequence(&self.db, &self.settings.catalog_id)?;
+        for (seq, e) in (first..).zip(events.iter_mut()) {
             e.recorder = self.settings.catalog_id.clone();
             e.sequence = seq;
-            seq += 1;
         }
         let mut staged = Staged::default();
         self.log.stage(&self.db, &events, &mut batch, &mut staged)?;
@@ -1139,8 +1138,10 @@ impl Catalog {
         let first_new = events.iter().position(|e| e.sequence >= next).unwrap_or(events.len());
         let duplicates = first_new;
         let new = &events[first_new..];
-        if let Some(first) = new.first() {
-            if first.sequence != next {
+        if let Some(first) = new.first()
+            && first.sequence != next
+        {
+            {
                 return Err(CatalogError::precondition(
                     ReasonCode::SequenceGap,
                     format!(

@@ -9,7 +9,8 @@ const FORBIDDEN: &[&str] =
 #[test]
 fn core_depends_on_no_io_crate() {
     let lock_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock");
-    let lock: toml::Value = toml::from_str(&std::fs::read_to_string(lock_path).expect("read Cargo.lock")).expect("parse");
+    let lock: toml::Value =
+        toml::from_str(&std::fs::read_to_string(lock_path).expect("read Cargo.lock")).expect("parse");
     let packages = lock.get("package").and_then(|p| p.as_array()).expect("packages");
     // name -> dependency names (a lock entry names a dependency as "name" or "name version").
     let mut deps: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -18,7 +19,9 @@ fn core_depends_on_no_io_crate() {
         let list = p
             .get("dependencies")
             .and_then(|d| d.as_array())
-            .map(|d| d.iter().filter_map(|x| x.as_str()).map(|x| x.split(' ').next().unwrap_or(x).to_string()).collect())
+            .map(|d| {
+                d.iter().filter_map(|x| x.as_str()).map(|x| x.split(' ').next().unwrap_or(x).to_string()).collect()
+            })
             .unwrap_or_default();
         deps.entry(name).or_default().extend::<Vec<String>>(list);
     }

@@ -1,1 +1,21 @@
-//! placeholder
+//! The exchange node of a department: it holds the department's e-licences and base
+//! records, serves authorized queries over mutual TLS, writes every answer and refusal to a
+//! fail-closed local access log before it leaves, signs every answer, and ships the log to
+//! the catalog.
+//!
+//! The crate is cut as the architecture asks: [`service`] and [`data`] hold the handlers
+//! (no tonic), [`grpc`] the thin adapter, [`db`] the tables over the `exchange-store` trait,
+//! [`accesslog`] the group-committing log writer, [`fedconfig`] the verified federation
+//! configuration, [`shipper`] the log shipper, [`config`] the two-stage configuration and
+//! [`server`] the daemon.
+
+pub mod accesslog;
+pub mod config;
+pub mod data;
+pub mod db;
+pub mod error;
+pub mod fedconfig;
+pub mod grpc;
+pub mod server;
+pub mod service;
+pub mod shipper;

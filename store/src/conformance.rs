@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::{Durability, KvStore, ScanRange, StoreError, WriteBatch};
+use crate::{Durability, KeyValue, KvStore, ScanRange, StoreError, WriteBatch};
 
 /// The tables a store under test must be opened with, and only these.
 pub const TABLES: [&str; 2] = ["alpha", "beta"];
@@ -65,7 +65,7 @@ pub fn run_all<S: KvStore>(mut make: impl FnMut() -> S) {
     }
 }
 
-type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+type Pairs = Vec<KeyValue>;
 
 fn ok<T>(what: &str, result: Result<T, StoreError>) -> T {
     match result {

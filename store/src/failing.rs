@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::{Durability, KvStore, ScanRange, StoreError, WriteBatch};
+use crate::{Durability, KeyValue, KvStore, ScanRange, StoreError, WriteBatch};
 
 /// **Test support.** A [`KvStore`] that passes every call to `S` until told to fail, so that a
 /// service test can check fail-closed behaviour ("access log unwritable → query refused").
@@ -133,7 +133,7 @@ impl<S: KvStore> KvStore for FailingStore<S> {
         self.inner.multi_get(table, keys)
     }
 
-    fn scan(&self, table: &str, range: ScanRange, limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn scan(&self, table: &str, range: ScanRange, limit: usize) -> Result<Vec<KeyValue>, StoreError> {
         self.faults.check_read("scan")?;
         self.inner.scan(table, range, limit)
     }

@@ -5,6 +5,9 @@ use std::sync::Arc;
 use crate::StoreError;
 use crate::keys::prefix_end;
 
+/// A key and its value, as [`KvStore::scan`] returns them.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
 /// An ordered key-value store over named tables, with atomic multi-table batches.
 ///
 /// Keys are byte strings ordered lexicographically by unsigned byte (so `[0x01] < [0x01, 0x00]
@@ -28,7 +31,7 @@ pub trait KvStore: Send + Sync + 'static {
     /// Returns at most `limit` key-value pairs of `table` whose keys fall in `range`, in
     /// ascending key order, or descending if the range is [reversed](ScanRange::reverse).
     /// A `limit` of 0 returns nothing; pass `usize::MAX` for no limit.
-    fn scan(&self, table: &str, range: ScanRange, limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+    fn scan(&self, table: &str, range: ScanRange, limit: usize) -> Result<Vec<KeyValue>, StoreError>;
 
     /// Applies every operation of `batch`, in order, atomically: afterwards, readers see all
     /// of them or none, across tables, and a failed write (unknown table, empty key, I/O)
@@ -56,7 +59,7 @@ impl<S: KvStore + ?Sized> KvStore for Arc<S> {
         (**self).multi_get(table, keys)
     }
 
-    fn scan(&self, table: &str, range: ScanRange, limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn scan(&self, table: &str, range: ScanRange, limit: usize) -> Result<Vec<KeyValue>, StoreError> {
         (**self).scan(table, range, limit)
     }
 

@@ -27,7 +27,7 @@ mod runtime;
 
 pub use error::{BoxError, StoreError};
 pub use failing::{FailingStore, Faults};
-pub use kv::{Durability, KvStore, ScanRange, WriteBatch, WriteOp};
+pub use kv::{Durability, KeyValue, KvStore, ScanRange, WriteBatch, WriteOp};
 pub use memory::MemoryStore;
 pub use rocks::{RocksConfig, RocksStore};
 pub use runtime::{AsyncStore, blocking};

@@ -5,7 +5,7 @@ use std::fmt;
 use std::ops::Bound;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use crate::{Durability, KvStore, ScanRange, StoreError, WriteBatch, WriteOp};
+use crate::{Durability, KeyValue, KvStore, ScanRange, StoreError, WriteBatch, WriteOp};
 
 type Table = BTreeMap<Vec<u8>, Vec<u8>>;
 
@@ -52,7 +52,7 @@ impl KvStore for MemoryStore {
         Ok(keys.iter().map(|key| table.get(key).cloned()).collect())
     }
 
-    fn scan(&self, table_name: &str, range: ScanRange, limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn scan(&self, table_name: &str, range: ScanRange, limit: usize) -> Result<Vec<KeyValue>, StoreError> {
         let tables = self.read();
         let table = table(&tables, table_name)?;
         // `BTreeMap::range` panics on an inverted range: answer an empty one here.

@@ -9,7 +9,7 @@ use rocksdb::{
     ReadOptions, WriteOptions,
 };
 
-use crate::{Durability, KvStore, ScanRange, StoreError, WriteBatch, WriteOp};
+use crate::{Durability, KeyValue, KvStore, ScanRange, StoreError, WriteBatch, WriteOp};
 
 const MIB: usize = 1024 * 1024;
 
@@ -211,7 +211,7 @@ impl KvStore for RocksStore {
             .collect()
     }
 
-    fn scan(&self, table: &str, range: ScanRange, limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn scan(&self, table: &str, range: ScanRange, limit: usize) -> Result<Vec<KeyValue>, StoreError> {
         let cf = self.cf(table)?;
         if range.is_empty() || limit == 0 {
             return Ok(Vec::new());

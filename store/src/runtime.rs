@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::{Durability, KvStore, ScanRange, StoreError, WriteBatch};
+use crate::{Durability, KeyValue, KvStore, ScanRange, StoreError, WriteBatch};
 
 /// Runs the storage call `f` on tokio's blocking pool, inside the caller's current
 /// [`tracing::Span`], so that the async workers never wait for the disk and the call's events
@@ -58,12 +58,7 @@ impl AsyncStore {
     }
 
     /// [`KvStore::scan`] off the async workers.
-    pub async fn scan(
-        &self,
-        table: &'static str,
-        range: ScanRange,
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub async fn scan(&self, table: &'static str, range: ScanRange, limit: usize) -> Result<Vec<KeyValue>, StoreError> {
         let store = Arc::clone(&self.store);
         blocking(move || store.scan(table, range, limit)).await
     }

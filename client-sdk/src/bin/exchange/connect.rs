@@ -1,0 +1,127 @@
+//! The global connection settings: flags, environment variables, a TOML profile.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow};
+use clap::Args;
+use exchange_client_sdk::config::read_public_key;
+use exchange_client_sdk::{ClientConfig, ClientIdentity, Error, ExchangeClient};
+use exchange_core::checkpoint::NoteVerifier;
+use exchange_pki::TlsFiles;
+use serde::Deserialize;
+
+/// How to reach the federation, and as whom.
+#[derive(Args, Debug, Clone)]
+pub struct Conn {
+    /// A TOML profile holding any of: catalog, catalog_name, catalog_key, ca, cert, key,
+    /// log_key, timeout_secs (paths relative to the profile's directory).
+    #[arg(long, global = true, env = "EXCHANGE_PROFILE", value_name = "FILE")]
+    profile: Option<PathBuf>,
+    /// The catalog's address.
+    #[arg(long, global = true, env = "EXCHANGE_CATALOG", value_name = "https://HOST:PORT")]
+    catalog: Option<String>,
+    /// The name in the catalog's certificate (default `localhost`).
+    #[arg(long, global = true, env = "EXCHANGE_CATALOG_NAME", value_name = "NAME")]
+    catalog_name: Option<String>,
+    /// The catalog's Ed25519 public key, pinned: 64 hex characters, or a file with the key
+    /// in hex or PEM.
+    #[arg(long, global = true, env = "EXCHANGE_CATALOG_KEY", value_name = "HEX|FILE")]
+    catalog_key: Option<String>,
+    /// The federation CA certificate (PEM).
+    #[arg(long, global = true, env = "EXCHANGE_CA", value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// Your department's certificate (PEM).
+    #[arg(long, global = true, env = "EXCHANGE_CERT", value_name = "FILE")]
+    cert: Option<PathBuf>,
+    /// Your department's private key (PEM).
+    #[arg(long, global = true, env = "EXCHANGE_KEY", value_name = "FILE")]
+    key: Option<PathBuf>,
+    /// The access log's note verifier key (`<origin>+<keyid>+<key>`); default: the pinned
+    /// catalog key under the log origin of the federation configuration.
+    #[arg(long, global = true, env = "EXCHANGE_LOG_KEY", value_name = "VKEY")]
+    log_key: Option<String>,
+    /// Deadline of each call, in seconds (default 10).
+    #[arg(long, global = true, env = "EXCHANGE_TIMEOUT", value_name = "SECS")]
+    timeout: Option<u64>,
+}
+
+/// The profile file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Profile {
+    catalog: Option<String>,
+    catalog_name: Option<String>,
+    catalog_key: Option<String>,
+    ca: Option<PathBuf>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    log_key: Option<String>,
+    timeout_secs: Option<u64>,
+}
+
+fn resolve(base: &Path, p: PathBuf) -> PathBuf {
+    if p.is_absolute() { p } else { base.join(p) }
+}
+
+impl Conn {
+    /// The settings with the profile filled in where a flag or variable is missing.
+    fn merged(&self) -> anyhow::Result<Conn> {
+        let Some(path) = &self.profile else {
+            return Ok(self.clone());
+        };
+        let text = std::fs::read_to_string(path).with_context(|| format!("read profile {}", path.display()))?;
+        let p: Profile = toml::from_str(&text).with_context(|| format!("parse profile {}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let key_text = |k: String| {
+            // A key given as a path relative to the profile.
+            let candidate = resolve(&base, PathBuf::from(&k));
+            if candidate.is_file() { candidate.display().to_string() } else { k }
+        };
+        Ok(Conn {
+            profile: None,
+            catalog: self.catalog.clone().or(p.catalog),
+            catalog_name: self.catalog_name.clone().or(p.catalog_name),
+            catalog_key: self.catalog_key.clone().or(p.catalog_key.map(key_text)),
+            ca: self.ca.clone().or(p.ca.map(|x| resolve(&base, x))),
+            cert: self.cert.clone().or(p.cert.map(|x| resolve(&base, x))),
+            key: self.key.clone().or(p.key.map(|x| resolve(&base, x))),
+            log_key: self.log_key.clone().or(p.log_key),
+            timeout: self.timeout.or(p.timeout_secs),
+        })
+    }
+
+    /// A client from these settings.
+    pub async fn client(&self) -> anyhow::Result<ExchangeClient> {
+        let c = self.merged()?;
+        let missing = |what: &str, flag: &str, var: &str| {
+            anyhow!("{what} is not set: pass {flag}, set {var}, or put it in a --profile file")
+        };
+        let catalog = c.catalog.ok_or_else(|| missing("the catalog address", "--catalog", "EXCHANGE_CATALOG"))?;
+        let key_text =
+            c.catalog_key.ok_or_else(|| missing("the catalog key", "--catalog-key", "EXCHANGE_CATALOG_KEY"))?;
+        let files = TlsFiles {
+            ca_cert: c.ca.ok_or_else(|| missing("the CA certificate", "--ca", "EXCHANGE_CA"))?,
+            cert: c.cert.ok_or_else(|| missing("the certificate", "--cert", "EXCHANGE_CERT"))?,
+            key: c.key.ok_or_else(|| missing("the private key", "--key", "EXCHANGE_KEY"))?,
+        };
+        let catalog_key = read_public_key(&key_text).context("setting --catalog-key")?;
+        // A local problem with our own files is a local error (exit 1), not a TLS refusal.
+        let identity = ClientIdentity::load(&files).map_err(|e| match e {
+            Error::Tls(m) => anyhow!("load the client identity: {m}"),
+            other => anyhow!(other),
+        })?;
+        let mut config =
+            ClientConfig::new(identity, catalog, c.catalog_name.unwrap_or_else(|| "localhost".to_owned()), catalog_key);
+        if let Some(secs) = c.timeout {
+            config.timeout = Duration::from_secs(secs.max(1));
+        }
+        Ok(ExchangeClient::connect(config).await?)
+    }
+
+    /// The log verifier given by `--log-key`, if any.
+    pub fn log_verifier(&self) -> anyhow::Result<Option<NoteVerifier>> {
+        let c = self.merged()?;
+        c.log_key.map(|k| NoteVerifier::from_vkey(k.trim()).map_err(|e| anyhow!("setting --log-key: {e}"))).transpose()
+    }
+}

@@ -1,0 +1,318 @@
+//! Node queries: every answer is verified against the node's key from the verified
+//! federation configuration before it is returned; the batch forms; the fan-out helper for
+//! one application that needs several providers; and the provider's own import.
+
+use std::future::Future;
+use std::time::Duration;
+
+use exchange_proto::canonical::SignedAnswer;
+use exchange_proto::v1::node_client::NodeClient;
+use exchange_proto::v1::*;
+use tokio_stream::StreamExt as _;
+use tonic::transport::Channel;
+
+use crate::client::{ExchangeClient, NodeTarget, provider_of};
+use crate::error::{Error, Result};
+use crate::verify::{Verified, verify_answer};
+
+/// One query of a fan-out.
+#[derive(Clone, Debug, PartialEq)]
+pub enum NodeQuery {
+    /// Get a base record.
+    Record(GetRecordRequest),
+    /// Get a licence.
+    Licence(GetLicenceRequest),
+    /// Verify a licence.
+    VerifyLicence(VerifyLicenceRequest),
+    /// List a holder's licences.
+    ListLicences(ListLicencesRequest),
+    /// Match claims against a record.
+    Match(MatchRecordRequest),
+}
+
+/// One verified answer of a fan-out.
+#[derive(Clone, Debug, PartialEq)]
+pub enum NodeAnswer {
+    /// A base record.
+    Record(Verified<RecordAnswer>),
+    /// A licence.
+    Licence(Verified<LicenceAnswer>),
+    /// A verification verdict.
+    VerifyLicence(Verified<VerifyLicenceAnswer>),
+    /// A holder's licences.
+    ListLicences(Verified<ListLicencesAnswer>),
+    /// Match results.
+    Match(Verified<MatchAnswer>),
+}
+
+impl NodeAnswer {
+    /// The department whose node signed the answer.
+    pub fn node(&self) -> &str {
+        match self {
+            NodeAnswer::Record(a) => a.node(),
+            NodeAnswer::Licence(a) => a.node(),
+            NodeAnswer::VerifyLicence(a) => a.node(),
+            NodeAnswer::ListLicences(a) => a.node(),
+            NodeAnswer::Match(a) => a.node(),
+        }
+    }
+}
+
+/// Deadline of an import: it may stream many records.
+pub const IMPORT_TIMEOUT: Duration = Duration::from_secs(600);
+
+impl ExchangeClient {
+    async fn verified<A: SignedAnswer + Clone>(&self, target: &NodeTarget, answer: A) -> Result<Verified<A>> {
+        match verify_answer(answer.clone(), &target.dept, self.dept_id(), &target.key) {
+            Ok(verified) => Ok(verified),
+            Err(error) => {
+                // The node may have rotated its key since our copy of the configuration:
+                // verify once more under the current key, never under the answer's say-so.
+                let other_key = answer
+                    .signature()
+                    .is_some_and(|s| s.key_id != exchange_core::digest::key_id(target.key.as_bytes()));
+                if other_key && let Some(key) = self.rotated_key(&target.dept, &target.key).await? {
+                    return verify_answer(answer, &target.dept, self.dept_id(), &key);
+                }
+                Err(error)
+            }
+        }
+    }
+
+    async fn query<Req, A, F, Fut>(&self, what: &'static str, dataset: &str, request: Req, f: F) -> Result<Verified<A>>
+    where
+        Req: Clone,
+        A: SignedAnswer + Clone,
+        F: Fn(NodeClient<Channel>, tonic::Request<Req>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<A>, tonic::Status>>,
+    {
+        let target = self.node_target(&provider_of(dataset)?).await?;
+        let answer = self.call(what, true, || f(target.client.clone(), self.request(request.clone()))).await?;
+        self.verified(&target, answer).await
+    }
+
+    /// Gets one base record, projected to `fields` (∩ granted ∩ consented).
+    ///
+    /// ```no_run
+    /// use exchange_proto::v1::{GetRecordRequest, QueryContext, Subject, SubjectKind};
+    /// # async fn run(client: exchange_client_sdk::ExchangeClient, token: String) -> exchange_client_sdk::Result<()> {
+    /// let answer = client
+    ///     .get_record(GetRecordRequest {
+    ///         context: Some(QueryContext {
+    ///             purpose_code: "SZ-HCB-ZLBA-001".into(),
+    ///             reason: "rental filing 2024-0001: check the tenant's identity".into(),
+    ///             trace_id: String::new(),
+    ///         }),
+    ///         dataset: "gov.sz.psb/population".into(),
+    ///         subject: Some(Subject { kind: SubjectKind::Person as i32, id: "11010519491231002X".into() }),
+    ///         fields: vec!["name".into()],
+    ///         consent_token: token,
+    ///     })
+    ///     .await?;
+    /// // Verified: signed by the node's key in the federation configuration.
+    /// for f in answer.record.iter().flat_map(|r| &r.fields) {
+    ///     println!("{} = {}", f.name, f.value);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn get_record(&self, request: GetRecordRequest) -> Result<Verified<RecordAnswer>> {
+        let dataset = request.dataset.clone();
+        self.query("GetRecord", &dataset, request, |mut c, r| async move { c.get_record(r).await }).await
+    }
+
+    /// Gets one licence.
+    pub async fn get_licence(&self, request: GetLicenceRequest) -> Result<Verified<LicenceAnswer>> {
+        let dataset = request.dataset.clone();
+        self.query("GetLicence", &dataset, request, |mut c, r| async move { c.get_licence(r).await }).await
+    }
+
+    /// Verifies a licence (核验): a verdict with the least data.
+    pub async fn verify_licence(&self, request: VerifyLicenceRequest) -> Result<Verified<VerifyLicenceAnswer>> {
+        let dataset = request.dataset.clone();
+        self.query("VerifyLicence", &dataset, request, |mut c, r| async move { c.verify_licence(r).await }).await
+    }
+
+    /// Lists a holder's licences.
+    pub async fn list_licences(&self, request: ListLicencesRequest) -> Result<Verified<ListLicencesAnswer>> {
+        let dataset = request.dataset.clone();
+        self.query("ListLicences", &dataset, request, |mut c, r| async move { c.list_licences(r).await }).await
+    }
+
+    /// Matches claimed values against a held record, revealing no held value.
+    pub async fn match_record(&self, request: MatchRecordRequest) -> Result<Verified<MatchAnswer>> {
+        let dataset = request.dataset.clone();
+        self.query("MatchRecord", &dataset, request, |mut c, r| async move { c.match_record(r).await }).await
+    }
+
+    /// Runs one query of a fan-out.
+    pub async fn run_query(&self, query: NodeQuery) -> Result<NodeAnswer> {
+        Ok(match query {
+            NodeQuery::Record(r) => NodeAnswer::Record(self.get_record(r).await?),
+            NodeQuery::Licence(r) => NodeAnswer::Licence(self.get_licence(r).await?),
+            NodeQuery::VerifyLicence(r) => NodeAnswer::VerifyLicence(self.verify_licence(r).await?),
+            NodeQuery::ListLicences(r) => NodeAnswer::ListLicences(self.list_licences(r).await?),
+            NodeQuery::Match(r) => NodeAnswer::Match(self.match_record(r).await?),
+        })
+    }
+
+    /// Runs several queries in parallel (one application, several providers) and gathers
+    /// every result, in the order of `queries`. Each answer is verified on its own; one
+    /// failure does not hide the others.
+    ///
+    /// ```no_run
+    /// use exchange_client_sdk::node::NodeQuery;
+    /// use exchange_proto::v1::{GetRecordRequest, ListLicencesRequest};
+    /// # async fn run(client: exchange_client_sdk::ExchangeClient, population: GetRecordRequest, property: ListLicencesRequest) {
+    /// let results = client.fan_out(vec![NodeQuery::Record(population), NodeQuery::ListLicences(property)]).await;
+    /// let approved = results.iter().all(|r| r.is_ok());
+    /// # }
+    /// ```
+    pub async fn fan_out(&self, queries: Vec<NodeQuery>) -> Vec<Result<NodeAnswer>> {
+        futures::future::join_all(queries.into_iter().map(|q| self.run_query(q))).await
+    }
+
+    async fn verify_items<A: SignedAnswer + Clone>(
+        &self,
+        target: &NodeTarget,
+        items: Vec<(Option<ItemStatus>, Option<A>)>,
+    ) -> Result<Vec<Result<Verified<A>>>> {
+        let mut out = Vec::with_capacity(items.len());
+        for (i, (status, answer)) in items.into_iter().enumerate() {
+            let status = status.unwrap_or_default();
+            if status.code != 0 {
+                out.push(Err(Error::from_item_status(&status)));
+                continue;
+            }
+            let answer =
+                answer.ok_or_else(|| Error::BadSignature(format!("batch item {i} is OK but carries no answer")))?;
+            // A bad signature on any item fails the whole batch: the node cannot be trusted.
+            out.push(Ok(self.verified(target, answer).await?));
+        }
+        Ok(out)
+    }
+
+    /// Batch form of [`ExchangeClient::get_record`]: one result per item, each verified.
+    pub async fn batch_get_records(
+        &self,
+        request: BatchGetRecordsRequest,
+    ) -> Result<Vec<Result<Verified<RecordAnswer>>>> {
+        let target = self.node_target(&provider_of(&request.dataset)?).await?;
+        let answer = self
+            .call("BatchGetRecords", true, || {
+                let mut c = target.client.clone();
+                let r = self.request(request.clone());
+                async move { c.batch_get_records(r).await }
+            })
+            .await?;
+        self.verify_items(&target, answer.items.into_iter().map(|i| (i.status, i.answer)).collect()).await
+    }
+
+    /// Batch form of [`ExchangeClient::get_licence`].
+    pub async fn batch_get_licences(
+        &self,
+        request: BatchGetLicencesRequest,
+    ) -> Result<Vec<Result<Verified<LicenceAnswer>>>> {
+        let target = self.node_target(&provider_of(&request.dataset)?).await?;
+        let answer = self
+            .call("BatchGetLicences", true, || {
+                let mut c = target.client.clone();
+                let r = self.request(request.clone());
+                async move { c.batch_get_licences(r).await }
+            })
+            .await?;
+        self.verify_items(&target, answer.items.into_iter().map(|i| (i.status, i.answer)).collect()).await
+    }
+
+    /// Batch form of [`ExchangeClient::verify_licence`].
+    pub async fn batch_verify_licences(
+        &self,
+        request: BatchVerifyLicencesRequest,
+    ) -> Result<Vec<Result<Verified<VerifyLicenceAnswer>>>> {
+        let target = self.node_target(&provider_of(&request.dataset)?).await?;
+        let answer = self
+            .call("BatchVerifyLicences", true, || {
+                let mut c = target.client.clone();
+                let r = self.request(request.clone());
+                async move { c.batch_verify_licences(r).await }
+            })
+            .await?;
+        self.verify_items(&target, answer.items.into_iter().map(|i| (i.status, i.answer)).collect()).await
+    }
+
+    /// Batch form of [`ExchangeClient::list_licences`].
+    pub async fn batch_list_licences(
+        &self,
+        request: BatchListLicencesRequest,
+    ) -> Result<Vec<Result<Verified<ListLicencesAnswer>>>> {
+        let target = self.node_target(&provider_of(&request.dataset)?).await?;
+        let answer = self
+            .call("BatchListLicences", true, || {
+                let mut c = target.client.clone();
+                let r = self.request(request.clone());
+                async move { c.batch_list_licences(r).await }
+            })
+            .await?;
+        self.verify_items(&target, answer.items.into_iter().map(|i| (i.status, i.answer)).collect()).await
+    }
+
+    /// Batch form of [`ExchangeClient::match_record`].
+    pub async fn batch_match_records(
+        &self,
+        request: BatchMatchRecordsRequest,
+    ) -> Result<Vec<Result<Verified<MatchAnswer>>>> {
+        let target = self.node_target(&provider_of(&request.dataset)?).await?;
+        let answer = self
+            .call("BatchMatchRecords", true, || {
+                let mut c = target.client.clone();
+                let r = self.request(request.clone());
+                async move { c.batch_match_records(r).await }
+            })
+            .await?;
+        self.verify_items(&target, answer.items.into_iter().map(|i| (i.status, i.answer)).collect()).await
+    }
+
+    /// The datasets a department's node describes.
+    pub async fn describe_datasets(&self, dept: &str) -> Result<Vec<Dataset>> {
+        let target = self.node_target(dept).await?;
+        let answer = self
+            .call("DescribeDatasets", true, || {
+                let mut c = target.client.clone();
+                let r = self.request(DescribeDatasetsRequest {});
+                async move { c.describe_datasets(r).await }
+            })
+            .await?;
+        Ok(answer.datasets)
+    }
+
+    /// Imports records into one of the caller's own datasets on its node: the header, then
+    /// the chunks, all or nothing. Never retried. `progress(records_sent)` is called as
+    /// chunks leave. A bad record is refused (INVALID_ARGUMENT) with its line and field.
+    pub async fn import<P>(&self, header: ImportHeader, chunks: Vec<ImportChunk>, progress: P) -> Result<ImportSummary>
+    where
+        P: Fn(u64) + Clone + Send + Sync + 'static,
+    {
+        let target = self.node_target(&provider_of(&header.dataset)?).await?;
+        let mut messages = Vec::with_capacity(chunks.len() + 1);
+        messages.push(ImportRequest { part: Some(import_request::Part::Header(header)) });
+        messages.extend(chunks.into_iter().map(|c| ImportRequest { part: Some(import_request::Part::Chunk(c)) }));
+        // Sent once: an import is never retried, so the messages are moved, not cloned.
+        let messages = std::sync::Mutex::new(Some(messages));
+        self.call_with_deadline("Import", false, IMPORT_TIMEOUT, || {
+            let mut c = target.client.clone();
+            let progress = progress.clone();
+            let mut sent = 0u64;
+            let once = messages.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_default();
+            let stream = tokio_stream::iter(once).map(move |m| {
+                if let Some(import_request::Part::Chunk(chunk)) = &m.part {
+                    sent += chunk.records.len() as u64;
+                    progress(sent);
+                }
+                m
+            });
+            let mut request = tonic::Request::new(stream);
+            request.set_timeout(IMPORT_TIMEOUT);
+            async move { c.import(request).await }
+        })
+        .await
+    }
+}

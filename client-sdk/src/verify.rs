@@ -1,0 +1,425 @@
+//! Verification of what the federation sends: node answer signatures and the signed
+//! federation configuration. Pure functions, no I/O: the client calls them on every answer
+//! before the caller sees it.
+
+use std::collections::BTreeMap;
+use std::ops::Deref;
+
+use ed25519_dalek::VerifyingKey;
+use exchange_core::digest::{Digest32, key_id, verify_config, verify_digest};
+use exchange_proto::canonical::SignedAnswer;
+use exchange_proto::v1::{FederationConfig, Member, MemberStatus, SignedFederationConfig};
+use prost::Message as _;
+
+use crate::error::{Error, Result};
+
+/// An answer whose node signature was verified: the only way the SDK hands out node data.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Verified<T> {
+    answer: T,
+    node: String,
+    key_id: String,
+    digest: Digest32,
+}
+
+impl<T> Verified<T> {
+    /// The verified answer.
+    pub fn answer(&self) -> &T {
+        &self.answer
+    }
+
+    /// The verified answer, by value.
+    pub fn into_inner(self) -> T {
+        self.answer
+    }
+
+    /// The department whose node signed it.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// The id of the node key that signed it.
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    /// The canonical digest that was signed (it is also in the node's access log entry).
+    pub fn digest(&self) -> &Digest32 {
+        &self.digest
+    }
+}
+
+impl<T> Deref for Verified<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.answer
+    }
+}
+
+/// Verifies a node answer: recomputes its canonical digest and compares it with the signed
+/// one, checks that the header names the node asked (`node`) and the caller (`requester`),
+/// and verifies the Ed25519 signature under the node's key from the verified federation
+/// configuration. Any mismatch is [`Error::BadSignature`].
+///
+/// ```
+/// use exchange_client_sdk::verify::verify_answer;
+/// use exchange_proto::v1::RecordAnswer;
+///
+/// let key = ed25519_dalek::SigningKey::from_bytes(&[1; 32]).verifying_key();
+/// // An unsigned answer is never data.
+/// assert!(verify_answer(RecordAnswer::default(), "gov.sz.psb", "gov.sz.hcb", &key).is_err());
+/// ```
+pub fn verify_answer<A: SignedAnswer>(
+    answer: A,
+    node: &str,
+    requester: &str,
+    node_key: &VerifyingKey,
+) -> Result<Verified<A>> {
+    let bad = |what: String| Err(Error::BadSignature(format!("answer from {node}: {what}")));
+    let Some(signature) = answer.signature() else {
+        return bad("it carries no signature".into());
+    };
+    let Some(header) = answer.header() else {
+        return bad("it carries no header".into());
+    };
+    if header.node != node {
+        return bad(format!("its header names node {:?}, not the node asked", header.node));
+    }
+    if header.requester != requester {
+        return bad(format!("its header names requester {:?}, not {requester}", header.requester));
+    }
+    if signature.node != node {
+        return bad(format!("it is signed by {:?}, not by the node asked", signature.node));
+    }
+    let expected_key_id = key_id(node_key.as_bytes());
+    if signature.key_id != expected_key_id {
+        return bad(format!(
+            "it is signed with key {:?}, but the federation configuration gives the node key {expected_key_id}",
+            signature.key_id
+        ));
+    }
+    let digest = answer.canonical_digest();
+    if signature.digest[..] != digest[..] {
+        return bad("its digest does not match its content: the answer was altered".into());
+    }
+    if let Err(e) = verify_digest(node_key, &digest, &signature.signature) {
+        return bad(e.to_string());
+    }
+    Ok(Verified { node: node.to_owned(), key_id: expected_key_id, digest, answer })
+}
+
+/// A node as the verified federation configuration describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeInfo {
+    /// The department.
+    pub dept_id: String,
+    /// Its node endpoint, `https://host:port` (empty when it runs no node).
+    pub endpoint: String,
+    /// Its node signing key, if registered.
+    pub key: Option<VerifyingKey>,
+    /// Whether the member is suspended.
+    pub suspended: bool,
+}
+
+/// A federation configuration whose catalog signature was verified.
+#[derive(Clone, Debug)]
+pub struct FederationView {
+    config: FederationConfig,
+    nodes: BTreeMap<String, NodeInfo>,
+}
+
+impl FederationView {
+    /// The decoded configuration.
+    pub fn config(&self) -> &FederationConfig {
+        &self.config
+    }
+
+    /// Its version.
+    pub fn version(&self) -> u64 {
+        self.config.version
+    }
+
+    /// The log origin of the central access log.
+    pub fn log_origin(&self) -> &str {
+        &self.config.log_origin
+    }
+
+    /// A member's node, if the member is known.
+    pub fn node(&self, dept_id: &str) -> Option<&NodeInfo> {
+        self.nodes.get(dept_id)
+    }
+
+    /// A member.
+    pub fn member(&self, dept_id: &str) -> Option<&Member> {
+        self.config.members.iter().find(|m| m.dept_id == dept_id)
+    }
+}
+
+/// Verifies the catalog's signature over a federation configuration with the pinned catalog
+/// key and decodes it. A configuration signed by any other key, or altered, is refused with
+/// [`Error::BadSignature`].
+pub fn verify_federation_config(signed: &SignedFederationConfig, catalog_key: &VerifyingKey) -> Result<FederationView> {
+    let pinned = key_id(catalog_key.as_bytes());
+    if signed.key_id != pinned {
+        return Err(Error::BadSignature(format!(
+            "federation configuration is signed with key {:?}, not the pinned catalog key {pinned}",
+            signed.key_id
+        )));
+    }
+    verify_config(catalog_key, &signed.body, &signed.signature)
+        .map_err(|e| Error::BadSignature(format!("federation configuration: {e}")))?;
+    let config = FederationConfig::decode(signed.body.as_slice())
+        .map_err(|e| Error::Config(format!("signed configuration does not decode: {e}")))?;
+    let mut nodes = BTreeMap::new();
+    for m in &config.members {
+        let key = match m.node_signing_key.len() {
+            0 => None,
+            _ => {
+                let bytes: [u8; 32] =
+                    m.node_signing_key.as_slice().try_into().map_err(|_| {
+                        Error::Config(format!("member {}: node signing key is not 32 bytes", m.dept_id))
+                    })?;
+                Some(VerifyingKey::from_bytes(&bytes).map_err(|e| {
+                    Error::Config(format!("member {}: node signing key is not an Ed25519 key: {e}", m.dept_id))
+                })?)
+            }
+        };
+        nodes.insert(
+            m.dept_id.clone(),
+            NodeInfo {
+                dept_id: m.dept_id.clone(),
+                endpoint: m.endpoint.clone(),
+                key,
+                suspended: m.status == MemberStatus::Suspended as i32,
+            },
+        );
+    }
+    Ok(FederationView { config, nodes })
+}
+
+#[cfg(test)]
+mod tests {
+    use ed25519_dalek::SigningKey;
+    use exchange_core::digest::{sign_config, sign_digest};
+    use exchange_proto::v1::{
+        AnswerHeader, AnswerSignature, FieldValue, LicenceAnswer, MatchAnswer, Record, RecordAnswer, Subject,
+        VerifyLicenceAnswer,
+    };
+
+    use super::*;
+
+    const NODE: &str = "gov.sz.psb";
+    const ME: &str = "gov.sz.hcb";
+
+    fn node_key() -> SigningKey {
+        SigningKey::from_bytes(&[9; 32])
+    }
+
+    fn sign<A: SignedAnswer>(mut answer: A, key: &SigningKey) -> A {
+        let digest = answer.canonical_digest();
+        answer.set_signature(AnswerSignature {
+            node: NODE.into(),
+            key_id: key_id(key.verifying_key().as_bytes()),
+            digest: digest.to_vec(),
+            signature: sign_digest(key, &digest).to_vec(),
+        });
+        answer
+    }
+
+    fn header() -> Option<AnswerHeader> {
+        Some(AnswerHeader {
+            node: NODE.into(),
+            requester: ME.into(),
+            dataset: "gov.sz.psb/population".into(),
+            purpose_code: "SZ-HCB-ZLBA-001".into(),
+            trace_id: "t-1".into(),
+            served_at_unix_ms: 1_700_000_000_000,
+            log_sequence: 42,
+        })
+    }
+
+    fn record_answer() -> RecordAnswer {
+        sign(
+            RecordAnswer {
+                header: header(),
+                record: Some(Record {
+                    subject: Some(Subject { kind: 1, id: "11010519491231002X".into() }),
+                    version: 3,
+                    fields: vec![
+                        FieldValue { name: "address".into(), value: "深圳市福田区".into() },
+                        FieldValue { name: "name".into(), value: "张三".into() },
+                    ],
+                }),
+                signature: None,
+            },
+            &node_key(),
+        )
+    }
+
+    fn verify(answer: RecordAnswer) -> Result<Verified<RecordAnswer>> {
+        verify_answer(answer, NODE, ME, &node_key().verifying_key())
+    }
+
+    fn assert_bad(result: Result<Verified<RecordAnswer>>, needle: &str) {
+        match result {
+            Err(Error::BadSignature(message)) => assert!(message.contains(needle), "{message}"),
+            other => panic!("expected BadSignature containing {needle:?}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_genuine_answer_verifies() {
+        let verified = verify(record_answer()).expect("genuine answer");
+        assert_eq!(verified.node(), NODE);
+        assert_eq!(verified.record.as_ref().map(|r| r.version), Some(3));
+        assert_eq!(verified.digest(), &record_answer().canonical_digest());
+    }
+
+    #[test]
+    fn a_changed_field_value_is_rejected() {
+        let mut a = record_answer();
+        if let Some(r) = a.record.as_mut() {
+            r.fields[1].value = "李四".into();
+        }
+        assert_bad(verify(a), "altered");
+    }
+
+    #[test]
+    fn an_added_field_is_rejected() {
+        let mut a = record_answer();
+        if let Some(r) = a.record.as_mut() {
+            r.fields.push(FieldValue { name: "phone".into(), value: "13800000000".into() });
+        }
+        assert_bad(verify(a), "altered");
+    }
+
+    #[test]
+    fn a_changed_header_is_rejected() {
+        let mut a = record_answer();
+        if let Some(h) = a.header.as_mut() {
+            h.log_sequence = 43;
+        }
+        assert_bad(verify(a), "altered");
+        let mut a = record_answer();
+        if let Some(h) = a.header.as_mut() {
+            h.requester = "gov.sz.other".into();
+        }
+        assert_bad(verify(a), "requester");
+        let mut a = record_answer();
+        if let Some(h) = a.header.as_mut() {
+            h.node = "gov.sz.amr".into();
+        }
+        assert_bad(verify(a), "header names node");
+    }
+
+    #[test]
+    fn a_recomputed_digest_without_the_key_is_rejected() {
+        // The attacker alters the answer and recomputes the digest, but cannot sign it.
+        let mut a = record_answer();
+        if let Some(r) = a.record.as_mut() {
+            r.fields[1].value = "李四".into();
+        }
+        let digest = a.canonical_digest();
+        if let Some(s) = a.signature.as_mut() {
+            s.digest = digest.to_vec();
+        }
+        assert_bad(verify(a), "does not verify");
+    }
+
+    #[test]
+    fn a_swapped_signature_is_rejected() {
+        // The signature of another genuine answer.
+        let mut other = record_answer();
+        if let Some(h) = other.header.as_mut() {
+            h.log_sequence = 99;
+        }
+        let other = sign(RecordAnswer { signature: None, ..other }, &node_key());
+        let mut a = record_answer();
+        a.signature = other.signature.clone();
+        assert_bad(verify(a), "altered");
+        let mut a = record_answer();
+        if let (Some(s), Some(o)) = (a.signature.as_mut(), other.signature.as_ref()) {
+            s.signature = o.signature.clone();
+        }
+        assert_bad(verify(a), "does not verify");
+    }
+
+    #[test]
+    fn a_signature_by_an_unknown_key_is_rejected() {
+        let stranger = SigningKey::from_bytes(&[10; 32]);
+        let a = sign(RecordAnswer { signature: None, ..record_answer() }, &stranger);
+        assert_bad(verify(a.clone()), "signed with key");
+        // Even if it claims the node's key id.
+        let mut a = a;
+        if let Some(s) = a.signature.as_mut() {
+            s.key_id = key_id(node_key().verifying_key().as_bytes());
+        }
+        assert_bad(verify(a), "does not verify");
+    }
+
+    #[test]
+    fn missing_signature_or_header_is_rejected() {
+        assert_bad(verify(RecordAnswer { signature: None, ..record_answer() }), "no signature");
+        assert_bad(verify(RecordAnswer { header: None, ..record_answer() }), "no header");
+        let mut a = record_answer();
+        if let Some(s) = a.signature.as_mut() {
+            s.signature.truncate(10);
+        }
+        assert_bad(verify(a), "64");
+    }
+
+    #[test]
+    fn other_answer_kinds_verify_too() {
+        let key = node_key();
+        let vk = key.verifying_key();
+        let v = sign(VerifyLicenceAnswer { header: header(), verdict: 1, version: 2, ..Default::default() }, &key);
+        assert!(verify_answer(v.clone(), NODE, ME, &vk).is_ok());
+        let mut tampered = v;
+        tampered.verdict = 3;
+        assert!(matches!(verify_answer(tampered, NODE, ME, &vk), Err(Error::BadSignature(_))));
+        let l = sign(LicenceAnswer { header: header(), ..Default::default() }, &key);
+        assert!(verify_answer(l, NODE, ME, &vk).is_ok());
+        let m = sign(MatchAnswer { header: header(), version: 1, ..Default::default() }, &key);
+        assert!(verify_answer(m, NODE, ME, &vk).is_ok());
+    }
+
+    #[test]
+    fn federation_config_is_verified_with_the_pinned_key() {
+        let catalog = SigningKey::from_bytes(&[11; 32]);
+        let node = node_key();
+        let body = FederationConfig {
+            version: 7,
+            members: vec![Member {
+                dept_id: NODE.into(),
+                endpoint: "https://127.0.0.1:7401".into(),
+                node_signing_key: node.verifying_key().as_bytes().to_vec(),
+                status: MemberStatus::Active as i32,
+                ..Default::default()
+            }],
+            log_origin: "exchange.test/log".into(),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        let signed = SignedFederationConfig {
+            signature: sign_config(&catalog, &body).to_vec(),
+            key_id: key_id(catalog.verifying_key().as_bytes()),
+            body: body.clone(),
+        };
+        let view = verify_federation_config(&signed, &catalog.verifying_key()).expect("genuine configuration");
+        assert_eq!(view.version(), 7);
+        assert_eq!(view.node(NODE).and_then(|n| n.key), Some(node.verifying_key()));
+        assert_eq!(view.log_origin(), "exchange.test/log");
+
+        let mut altered = signed.clone();
+        altered.body[0] ^= 1;
+        assert!(matches!(verify_federation_config(&altered, &catalog.verifying_key()), Err(Error::BadSignature(_))));
+        let stranger = SigningKey::from_bytes(&[12; 32]);
+        assert!(matches!(verify_federation_config(&signed, &stranger.verifying_key()), Err(Error::BadSignature(_))));
+        let forged = SignedFederationConfig {
+            signature: sign_config(&stranger, &body).to_vec(),
+            key_id: key_id(catalog.verifying_key().as_bytes()),
+            body,
+        };
+        assert!(matches!(verify_federation_config(&forged, &catalog.verifying_key()), Err(Error::BadSignature(_))));
+    }
+}

@@ -1,0 +1,117 @@
+//! The local access log, fail-closed, with group commit.
+//!
+//! One writer task owns sequence assignment. A query sends a [`Stamp`] (a closure that,
+//! given its sequence number, finishes the answer — header, canonical digest — and returns
+//! the event recording it) with a oneshot; the task drains every queued stamp, writes them
+//! all in one `WriteBatch` with [`Durability::Sync`] (one disk sync for the group), then
+//! replies to each. If the write fails, nothing of the batch is stored, the sequence
+//! numbers are handed out again to the next batch (the log stays gapless), and every waiter
+//! gets an error: its query is refused UNAVAILABLE / ACCESS_LOG_UNAVAILABLE, never answered.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use exchange_proto::v1::{AccessEvent, ReasonCode};
+use exchange_store::keys::encode_u64;
+use exchange_store::{Durability, KvStore, WriteBatch};
+use prost::Message;
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use crate::db::ACCESS_LOG;
+use crate::error::NodeError;
+
+/// Finishes an answer for its sequence number and returns the event to log.
+pub type Stamp = Box<dyn FnOnce(u64) -> AccessEvent + Send>;
+
+/// Most events written in one group.
+const MAX_GROUP: usize = 1000;
+
+type Job = (Stamp, oneshot::Sender<Result<u64, String>>);
+
+/// A handle on the access-log writer task (cheap to clone).
+#[derive(Clone, Debug)]
+pub struct AccessLog {
+    tx: mpsc::Sender<Job>,
+    last_written: Arc<AtomicU64>,
+    written: Arc<Notify>,
+}
+
+impl AccessLog {
+    /// Starts the writer task over `store`, continuing after `last_written`.
+    pub fn start(store: Arc<dyn KvStore>, last_written: u64) -> (Self, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel::<Job>(4096);
+        let last = Arc::new(AtomicU64::new(last_written));
+        let written = Arc::new(Notify::new());
+        let task = tokio::spawn(run(store, rx, last.clone(), written.clone()));
+        (Self { tx, last_written: last, written }, task)
+    }
+
+    /// The last sequence written durably.
+    pub fn last_written(&self) -> u64 {
+        self.last_written.load(Ordering::SeqCst)
+    }
+
+    /// Notified after each durable group write (the shipper waits on it).
+    pub fn written(&self) -> Arc<Notify> {
+        self.written.clone()
+    }
+
+    /// Writes one event durably; returns its sequence number once it is on disk.
+    pub async fn append(&self, stamp: Stamp) -> Result<u64, NodeError> {
+        let (reply, rx) = oneshot::channel();
+        let unavailable = |why: String| {
+            tracing::error!(cause = %why, "access log write failed");
+            NodeError::Unavailable {
+                reason: ReasonCode::AccessLogUnavailable,
+                message: "the access log cannot be written, so the query is refused (fail-closed): retry later".into(),
+            }
+        };
+        self.tx.send((stamp, reply)).await.map_err(|_| unavailable("writer task stopped".into()))?;
+        match rx.await {
+            Ok(Ok(seq)) => Ok(seq),
+            Ok(Err(why)) => Err(unavailable(why)),
+            Err(_) => Err(unavailable("writer task dropped the reply".into())),
+        }
+    }
+}
+
+async fn run(store: Arc<dyn KvStore>, mut rx: mpsc::Receiver<Job>, last: Arc<AtomicU64>, written: Arc<Notify>) {
+    while let Some(first) = rx.recv().await {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let start = last.load(Ordering::SeqCst) + 1;
+        let mut batch = WriteBatch::with_capacity(jobs.len());
+        let mut replies = Vec::with_capacity(jobs.len());
+        for (i, (stamp, reply)) in jobs.into_iter().enumerate() {
+            let seq = start + i as u64;
+            let mut event = stamp(seq);
+            event.sequence = seq;
+            batch.put(ACCESS_LOG, encode_u64(seq).to_vec(), event.encode_to_vec());
+            replies.push((seq, reply));
+        }
+        let store = store.clone();
+        let result = exchange_store::blocking(move || store.write(batch, Durability::Sync)).await;
+        match result {
+            Ok(()) => {
+                if let Some((seq, _)) = replies.last() {
+                    last.store(*seq, Ordering::SeqCst);
+                }
+                written.notify_waiters();
+                for (seq, reply) in replies {
+                    let _ = reply.send(Ok(seq));
+                }
+            }
+            Err(err) => {
+                let why = err.to_string();
+                for (_, reply) in replies {
+                    let _ = reply.send(Err(why.clone()));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! The node daemon's configuration: a TOML file read into [`NodeConfigFile`], then checked
+//! and loaded into [`NodeConfig`] before any port is bound. A bad setting stops the daemon
+//! with a message that names it.
+//!
+//! ```toml
+//! dept_id = "gov.sz.psb"
+//! listen = "127.0.0.1:7401"
+//! data_dir = "data/psb"
+//! catalog_endpoint = "https://127.0.0.1:7400"
+//! catalog_server_name = "localhost"        # default
+//! signing_key = "keys/node-signing.pem"    # Ed25519 PKCS#8 PEM (`exchange-node keygen`)
+//! catalog_public_key = "<64 hex>"          # pinned key that signs the federation configuration
+//! config_max_age_secs = 300                # default
+//! max_batch_items = 100                    # default
+//!
+//! [tls]
+//! ca_cert = "pki/ca.crt"
+//! cert = "pki/gov.sz.psb.crt"
+//! key = "pki/gov.sz.psb.key"
+//!
+//! [[datasets]]
+//! id = "gov.sz.psb/population"
+//! kind = "record"                          # or "licence"
+//! schema = "std.record.population@1"
+//! share_class = "conditional"              # unconditional | conditional | not_shared
+//! legal_basis = "..."
+//! description_zh = "..."
+//! description_en = "..."
+//! update_cycle = "daily"
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use ed25519_dalek::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _};
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use exchange_core::ident::{DatasetId, DeptId};
+use exchange_core::schema::SchemaRef;
+use exchange_pki::{LoadedIdentity, TlsFiles};
+use exchange_proto::v1::{Dataset, DatasetKind, ShareClass};
+use serde::Deserialize;
+
+/// Default maximum age of the federation configuration: five minutes.
+pub const DEFAULT_CONFIG_MAX_AGE_SECS: u64 = 300;
+/// Default (and largest) number of items in a batch query.
+pub const DEFAULT_MAX_BATCH_ITEMS: usize = 100;
+
+/// The configuration file as written.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfigFile {
+    /// The department id of this node, e.g. `gov.sz.psb`.
+    pub dept_id: String,
+    /// Address to listen on.
+    pub listen: String,
+    /// RocksDB directory.
+    pub data_dir: PathBuf,
+    /// The catalog's endpoint, `https://host:port`.
+    pub catalog_endpoint: String,
+    /// The DNS name or IP in the catalog's certificate (default `localhost`).
+    #[serde(default = "default_server_name")]
+    pub catalog_server_name: String,
+    /// TLS files.
+    pub tls: TlsSection,
+    /// The node's Ed25519 signing key (PKCS#8 PEM): signs answers.
+    pub signing_key: PathBuf,
+    /// The pinned catalog public key (64 hex characters) that must sign the configuration.
+    pub catalog_public_key: String,
+    /// Maximum age of the configuration before queries are refused (default 300).
+    #[serde(default = "default_max_age")]
+    pub config_max_age_secs: u64,
+    /// Most items in a batch (default and at most 100).
+    #[serde(default = "default_max_batch")]
+    pub max_batch_items: usize,
+    /// The datasets this node serves.
+    #[serde(default)]
+    pub datasets: Vec<DatasetSection>,
+}
+
+fn default_server_name() -> String {
+    "localhost".into()
+}
+fn default_max_age() -> u64 {
+    DEFAULT_CONFIG_MAX_AGE_SECS
+}
+fn default_max_batch() -> usize {
+    DEFAULT_MAX_BATCH_ITEMS
+}
+
+/// TLS files of the node.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// The federation CA certificate (PEM).
+    pub ca_cert: PathBuf,
+    /// This node's certificate (PEM), kind `both` (it serves and calls the catalog).
+    pub cert: PathBuf,
+    /// This node's private key (PEM).
+    pub key: PathBuf,
+}
+
+/// One dataset served by the node.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetSection {
+    /// `<dept>/<name>`.
+    pub id: String,
+    /// `licence` or `record`.
+    pub kind: String,
+    /// `<schema name>@<version>`.
+    pub schema: String,
+    /// `unconditional`, `conditional` or `not_shared`.
+    pub share_class: String,
+    /// Legal basis.
+    pub legal_basis: String,
+    /// Description, Chinese.
+    #[serde(default)]
+    pub description_zh: String,
+    /// Description, English.
+    #[serde(default)]
+    pub description_en: String,
+    /// Update cycle.
+    #[serde(default)]
+    pub update_cycle: String,
+}
+
+/// The checked, loaded configuration.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// This node's department.
+    pub dept_id: DeptId,
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Catalog endpoint.
+    pub catalog_endpoint: String,
+    /// Catalog server name.
+    pub catalog_server_name: String,
+    /// TLS identity.
+    pub tls: LoadedIdentity,
+    /// Answer signing key.
+    pub signing_key: SigningKey,
+    /// Pinned catalog key.
+    pub catalog_public_key: VerifyingKey,
+    /// Maximum configuration age, ms.
+    pub config_max_age_ms: i64,
+    /// Most batch items.
+    pub max_batch_items: usize,
+    /// Datasets served, in the catalog's shape (counts filled at publication).
+    pub datasets: Vec<Dataset>,
+}
+
+fn resolve(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() { p.to_path_buf() } else { base.join(p) }
+}
+
+/// Reads an Ed25519 signing key from a PKCS#8 PEM file.
+pub fn read_signing_key(path: &Path) -> anyhow::Result<SigningKey> {
+    let pem = std::fs::read_to_string(path).with_context(|| format!("read signing key {}", path.display()))?;
+    SigningKey::from_pkcs8_pem(&pem)
+        .map_err(|e| anyhow::anyhow!("{} is not an Ed25519 PKCS#8 PEM key: {e}", path.display()))
+}
+
+/// Writes an Ed25519 signing key as PKCS#8 PEM (mode 0600).
+pub fn write_signing_key(path: &Path, key: &SigningKey) -> anyhow::Result<()> {
+    let pem = key
+        .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
+        .map_err(|e| anyhow::anyhow!("encode key: {e}"))?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    }
+    std::fs::write(path, pem.as_bytes()).with_context(|| format!("write {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("restrict {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Parses a 32-byte Ed25519 public key written as 64 hex characters.
+pub fn parse_public_key(hex_text: &str) -> anyhow::Result<VerifyingKey> {
+    let bytes = hex::decode(hex_text.trim()).map_err(|_| anyhow::anyhow!("must be 64 hex characters"))?;
+    let arr: [u8; 32] = bytes.try_into().map_err(|_| anyhow::anyhow!("must be 32 bytes (64 hex characters)"))?;
+    VerifyingKey::from_bytes(&arr).map_err(|_| anyhow::anyhow!("is not an Ed25519 public key"))
+}
+
+/// Parses a share class name.
+pub fn parse_share_class(name: &str) -> Option<ShareClass> {
+    match name {
+        "unconditional" => Some(ShareClass::Unconditional),
+        "conditional" => Some(ShareClass::Conditional),
+        "not_shared" => Some(ShareClass::NotShared),
+        _ => None,
+    }
+}
+
+impl NodeConfig {
+    /// Reads, checks and loads a configuration file.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("read configuration {}", path.display()))?;
+        let file: NodeConfigFile =
+            toml::from_str(&text).with_context(|| format!("parse configuration {}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::from_file(file, base)
+    }
+
+    /// Checks and loads a parsed file; relative paths are taken from `base`.
+    pub fn from_file(file: NodeConfigFile, base: &Path) -> anyhow::Result<Self> {
+        let NodeConfigFile {
+            dept_id,
+            listen,
+            data_dir,
+            catalog_endpoint,
+            catalog_server_name,
+            tls,
+            signing_key,
+            catalog_public_key,
+            config_max_age_secs,
+            max_batch_items,
+            datasets,
+        } = file;
+        let dept_id = DeptId::parse(&dept_id).map_err(|e| anyhow::anyhow!("setting dept_id: {e}"))?;
+        let listen: SocketAddr = listen
+            .parse()
+            .map_err(|_| anyhow::anyhow!("setting listen: {listen:?} is not an address like 127.0.0.1:7401"))?;
+        if !catalog_endpoint.starts_with("https://") {
+            bail!("setting catalog_endpoint: must be an https:// address, e.g. https://127.0.0.1:7400");
+        }
+        if catalog_server_name.trim().is_empty() {
+            bail!("setting catalog_server_name: must name the catalog certificate's DNS name or IP");
+        }
+        let catalog_public_key =
+            parse_public_key(&catalog_public_key).map_err(|e| anyhow::anyhow!("setting catalog_public_key: {e}"))?;
+        if !(5..=86_400).contains(&config_max_age_secs) {
+            bail!("setting config_max_age_secs: {config_max_age_secs} is outside 5..=86400");
+        }
+        if !(1..=DEFAULT_MAX_BATCH_ITEMS).contains(&max_batch_items) {
+            bail!("setting max_batch_items: {max_batch_items} is outside 1..={DEFAULT_MAX_BATCH_ITEMS}");
+        }
+        let tls_files = TlsFiles {
+            ca_cert: resolve(base, &tls.ca_cert),
+            cert: resolve(base, &tls.cert),
+            key: resolve(base, &tls.key),
+        };
+        let tls = tls_files.load().map_err(|e| anyhow::anyhow!("setting tls: {e}"))?;
+        if tls.dept_id() != dept_id.as_str() {
+            bail!("setting tls.cert: the certificate names {}, not dept_id {}", tls.dept_id(), dept_id);
+        }
+        let signing_key = read_signing_key(&resolve(base, &signing_key)).context("setting signing_key")?;
+        let mut out = Vec::new();
+        for (i, d) in datasets.into_iter().enumerate() {
+            let id = DatasetId::parse(&d.id).map_err(|e| anyhow::anyhow!("setting datasets[{i}].id: {e}"))?;
+            if id.provider() != &dept_id {
+                bail!("setting datasets[{i}].id: {id} does not belong to {dept_id}");
+            }
+            if out.iter().any(|o: &Dataset| o.id == id.as_str()) {
+                bail!("setting datasets[{i}].id: {id} is listed twice");
+            }
+            let kind = match d.kind.as_str() {
+                "licence" => DatasetKind::Licence,
+                "record" => DatasetKind::Record,
+                other => bail!("setting datasets[{i}].kind: {other:?} is not licence or record"),
+            };
+            let schema =
+                SchemaRef::parse(&d.schema).map_err(|e| anyhow::anyhow!("setting datasets[{i}].schema: {e}"))?;
+            let share = parse_share_class(&d.share_class).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "setting datasets[{i}].share_class: {:?} is not unconditional, conditional or not_shared",
+                    d.share_class
+                )
+            })?;
+            if d.legal_basis.trim().is_empty() {
+                bail!("setting datasets[{i}].legal_basis: is required");
+            }
+            out.push(Dataset {
+                id: id.to_string(),
+                provider: dept_id.to_string(),
+                kind: kind as i32,
+                schema: schema.to_string(),
+                share_class: share as i32,
+                legal_basis: d.legal_basis,
+                description_zh: d.description_zh,
+                description_en: d.description_en,
+                update_cycle: d.update_cycle,
+                ..Default::default()
+            });
+        }
+        Ok(Self {
+            dept_id,
+            listen,
+            data_dir: resolve(base, &data_dir),
+            catalog_endpoint,
+            catalog_server_name,
+            tls,
+            signing_key,
+            catalog_public_key,
+            config_max_age_ms: i64::try_from(config_max_age_secs).unwrap_or(300) * 1000,
+            max_batch_items,
+            datasets: out,
+        })
+    }
+}

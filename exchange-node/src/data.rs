@@ -1,0 +1,570 @@
+//! Provider-side data management: import (all or nothing, crash-safe), licence changes,
+//! record upserts, and the node's own catalog.
+//!
+//! Import protocol: validated rows are staged under a fresh import token in bounded chunks
+//! (never the whole file in memory); at the end a commit marker is written durably; then the
+//! staged rows are applied to the live tables in chunks, each chunk deleting its staging rows
+//! in the same atomic batch; finally the marker is deleted. At start-up an import with a
+//! marker is finished (redo) and staging rows without a marker are discarded. The first
+//! invalid row refuses the whole import and its staging rows are deleted.
+
+use std::collections::{BTreeMap, HashMap};
+
+use exchange_core::ident::{Date, LicenceId, SubjectId};
+use exchange_core::schema::{RawRecord, Schema};
+use exchange_proto::v1::{
+    DatasetKind, DescribeDatasetsResponse, ImportRequest, ImportSummary, IssueLicenceRequest, LicenceChange,
+    LicenceStatus, LogStatus, ReasonCode, RecordChange, RevokeLicenceRequest, UpdateLicenceRequest,
+    UpsertRecordRequest, import_request,
+};
+use exchange_store::keys::KeyBuilder;
+use exchange_store::{Durability, ScanRange, WriteBatch};
+use futures::{Stream, StreamExt as _};
+
+use crate::db::{
+    DatasetStats, Db, HOLDERS, ImportMarker, LICENCES, META, META_IMPORT_PREFIX, RECORDS, STAGING, StagedRow,
+    StoredLicence, StoredRecord, StoredStatus, holder_key, licence_key, put_json, record_key, stats_key,
+};
+use crate::error::{NodeError, Result};
+use crate::fedconfig::now_ms;
+use crate::service::{Node, licence_status, run_blocking, subject_proto, today_cst};
+
+/// Rows per staging or apply chunk.
+const CHUNK: usize = 1000;
+
+/// Counts of an apply.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// New.
+    pub inserted: u64,
+    /// Changed (new version).
+    pub updated: u64,
+    /// Identical.
+    pub unchanged: u64,
+}
+
+fn marker_key(token: &str) -> Vec<u8> {
+    let mut k = META_IMPORT_PREFIX.to_vec();
+    k.extend_from_slice(token.as_bytes());
+    k
+}
+
+fn invalid_row(line: u64, field: &str, rule: impl std::fmt::Display) -> NodeError {
+    NodeError::Invalid {
+        field: format!("line {line}: field {field}"),
+        message: format!("{rule}; nothing of the import was kept"),
+        reason: ReasonCode::RecordInvalid,
+    }
+}
+
+fn check_date(field: &str, value: &str) -> Result<String> {
+    if value.is_empty() {
+        return Ok(String::new());
+    }
+    Date::parse(value).map(|d| d.to_string()).map_err(|e| NodeError::bad_request(field, e.to_string()))
+}
+
+/// Validates one row of a dataset: fields against the schema, the key and the subject.
+fn validate_row(
+    schema: &Schema,
+    licences: bool,
+    fields: &BTreeMap<String, String>,
+    valid_from: &str,
+    valid_until: &str,
+) -> std::result::Result<StagedRow, (String, String)> {
+    let raw: RawRecord = fields.clone();
+    let record = schema.validate(&raw).map_err(|e| (e.field.clone(), e.problem.to_string()))?;
+    let subject_field = schema.holder_field.clone().unwrap_or_else(|| schema.key_field.clone());
+    let subject = schema
+        .subject(&record)
+        .ok_or_else(|| (subject_field.clone(), "must hold a resident ID or credit code".to_string()))?;
+    let licence_id = if licences {
+        let key = record.get(&schema.key_field).unwrap_or("");
+        LicenceId::parse(key)
+            .map_err(|e| (schema.key_field.clone(), format!("is not a valid licence number: {e}")))?
+            .to_string()
+    } else {
+        String::new()
+    };
+    let valid_from = check_date("valid_from", valid_from).map_err(|e| ("valid_from".to_string(), e.to_string()))?;
+    let valid_until = check_date("valid_until", valid_until).map_err(|e| ("valid_until".to_string(), e.to_string()))?;
+    Ok(StagedRow {
+        licence_id,
+        subject_kind: subject.kind(),
+        subject_id: subject.as_str().to_string(),
+        fields: record.into_inner(),
+        valid_from,
+        valid_until,
+    })
+}
+
+/// Applies rows to the live tables in one batch (the caller holds the writer lock).
+fn apply_rows(db: &Db, dataset: &str, licences: bool, rows: &[StagedRow], batch: &mut WriteBatch) -> Result<Applied> {
+    let now = now_ms();
+    let mut counts = Applied::default();
+    let mut stats = db.stats(dataset)?;
+    let mut pending_l: HashMap<String, StoredLicence> = HashMap::new();
+    let mut pending_r: HashMap<Vec<u8>, StoredRecord> = HashMap::new();
+    for row in rows {
+        if licences {
+            let key = licence_key(dataset, &row.licence_id);
+            let current = match pending_l.get(&row.licence_id) {
+                Some(l) => Some(l.clone()),
+                None => db.get_json::<StoredLicence>(LICENCES, &key)?,
+            };
+            let next = match current {
+                None => {
+                    counts.inserted += 1;
+                    stats.count += 1;
+                    StoredLicence {
+                        holder_kind: row.subject_kind,
+                        holder_id: row.subject_id.clone(),
+                        version: 1,
+                        status: StoredStatus::Valid,
+                        valid_from: row.valid_from.clone(),
+                        valid_until: row.valid_until.clone(),
+                        fields: row.fields.clone(),
+                        updated_at_ms: now,
+                    }
+                }
+                Some(cur) => {
+                    if cur.fields == row.fields
+                        && cur.valid_from == row.valid_from
+                        && cur.valid_until == row.valid_until
+                    {
+                        counts.unchanged += 1;
+                        continue;
+                    }
+                    counts.updated += 1;
+                    if cur.holder_kind != row.subject_kind || cur.holder_id != row.subject_id {
+                        batch.delete(HOLDERS, holder_key(dataset, cur.holder_kind, &cur.holder_id, &row.licence_id));
+                    }
+                    StoredLicence {
+                        holder_kind: row.subject_kind,
+                        holder_id: row.subject_id.clone(),
+                        version: cur.version + 1,
+                        status: cur.status,
+                        valid_from: row.valid_from.clone(),
+                        valid_until: row.valid_until.clone(),
+                        fields: row.fields.clone(),
+                        updated_at_ms: now,
+                    }
+                }
+            };
+            put_json(batch, LICENCES, key, &next)?;
+            batch.put(HOLDERS, holder_key(dataset, next.holder_kind, &next.holder_id, &row.licence_id), b"1".to_vec());
+            pending_l.insert(row.licence_id.clone(), next);
+        } else {
+            let subject = SubjectId::parse(row.subject_kind, &row.subject_id)
+                .map_err(|e| NodeError::Internal(format!("staged subject: {e}")))?;
+            let key = record_key(dataset, &subject);
+            let current = match pending_r.get(&key) {
+                Some(r) => Some(r.clone()),
+                None => db.get_json::<StoredRecord>(RECORDS, &key)?,
+            };
+            let version = match current {
+                None => {
+                    counts.inserted += 1;
+                    stats.count += 1;
+                    1
+                }
+                Some(cur) if cur.fields == row.fields => {
+                    counts.unchanged += 1;
+                    continue;
+                }
+                Some(cur) => {
+                    counts.updated += 1;
+                    cur.version + 1
+                }
+            };
+            let next = StoredRecord { version, fields: row.fields.clone(), updated_at_ms: now };
+            put_json(batch, RECORDS, key.clone(), &next)?;
+            pending_r.insert(key, next);
+        }
+    }
+    if counts.inserted + counts.updated > 0 {
+        stats.last_updated_ms = now;
+        put_json(batch, META, stats_key(dataset), &stats)?;
+    }
+    Ok(counts)
+}
+
+/// Applies a committed import's staged rows, chunk by chunk, then deletes its marker.
+pub fn apply_import(db: &Db, writer: &std::sync::Mutex<()>, token: &str, marker: &ImportMarker) -> Result<Applied> {
+    let prefix = KeyBuilder::new().str(token).build();
+    let mut total = Applied::default();
+    loop {
+        let page = db.store().scan(STAGING, ScanRange::prefix(&prefix), CHUNK)?;
+        if page.is_empty() {
+            break;
+        }
+        let mut rows = Vec::with_capacity(page.len());
+        let mut batch = WriteBatch::with_capacity(page.len() * 3);
+        for (k, v) in page {
+            rows.push(serde_json::from_slice::<StagedRow>(&v)?);
+            batch.delete(STAGING, k);
+        }
+        let _w = writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let c = apply_rows(db, &marker.dataset, marker.licences, &rows, &mut batch)?;
+        db.commit(batch)?;
+        total.inserted += c.inserted;
+        total.updated += c.updated;
+        total.unchanged += c.unchanged;
+    }
+    let mut batch = WriteBatch::new();
+    batch.delete(META, marker_key(token));
+    db.commit(batch)?;
+    Ok(total)
+}
+
+fn discard_staging(db: &Db, prefix: &[u8]) -> Result<()> {
+    loop {
+        let page = db.store().scan(STAGING, ScanRange::prefix(prefix), CHUNK)?;
+        if page.is_empty() {
+            return Ok(());
+        }
+        let mut batch = WriteBatch::with_capacity(page.len());
+        for (k, _) in page {
+            batch.delete(STAGING, k);
+        }
+        db.store().write(batch, Durability::Buffered)?;
+    }
+}
+
+/// At start-up: finishes committed imports and discards uncommitted staging.
+pub fn recover_imports(db: &Db, writer: &std::sync::Mutex<()>) -> Result<()> {
+    let markers = db.store().scan(META, ScanRange::prefix(META_IMPORT_PREFIX), 1000)?;
+    for (k, v) in markers {
+        let token = String::from_utf8_lossy(&k[META_IMPORT_PREFIX.len()..]).to_string();
+        let marker: ImportMarker = serde_json::from_slice(&v)?;
+        let applied = apply_import(db, writer, &token, &marker)?;
+        tracing::info!(dataset = %marker.dataset, inserted = applied.inserted, updated = applied.updated, "interrupted import finished");
+    }
+    discard_staging(db, &[])?;
+    Ok(())
+}
+
+impl Node {
+    fn own_dataset(&self, field: &str, dataset: &str) -> Result<(bool, std::sync::Arc<Schema>)> {
+        let d = self.datasets.get(dataset).ok_or_else(|| NodeError::Invalid {
+            field: field.into(),
+            message: format!("dataset {dataset} is not served by node {}", self.dept),
+            reason: ReasonCode::UnknownDataset,
+        })?;
+        let snap = self.fed.current().ok_or_else(|| NodeError::Unavailable {
+            reason: ReasonCode::ConfigStale,
+            message: "no federation configuration yet: the schemas are not known".into(),
+        })?;
+        let schema = snap.schemas.get(&d.schema).cloned().ok_or_else(|| NodeError::Precondition {
+            reason: ReasonCode::InvalidState,
+            message: format!("schema {} is not in the federation configuration", d.schema),
+        })?;
+        Ok((d.kind == DatasetKind::Licence as i32, schema))
+    }
+
+    /// Imports a stream of records (own department only).
+    pub async fn import<S>(
+        &self,
+        peer: std::result::Result<exchange_pki::PeerIdentity, String>,
+        mut stream: S,
+    ) -> Result<ImportSummary>
+    where
+        S: Stream<Item = std::result::Result<ImportRequest, String>> + Unpin,
+    {
+        self.require_own(peer)?;
+        let header = match stream.next().await {
+            Some(Ok(ImportRequest { part: Some(import_request::Part::Header(h)) })) => h,
+            Some(Err(e)) => return Err(NodeError::bad_request("header", format!("stream failed: {e}"))),
+            _ => return Err(NodeError::bad_request("header", "the first message of an import must be its header")),
+        };
+        let (licences, schema) = self.own_dataset("header.dataset", &header.dataset)?;
+        let _one = self.import_lock.lock().await;
+        let token = {
+            use rand::RngCore as _;
+            let mut b = [0u8; 16];
+            rand::rng().fill_bytes(&mut b);
+            hex::encode(b)
+        };
+        let prefix = KeyBuilder::new().str(&token).build();
+        let mut read: u64 = 0;
+        let outcome: Result<()> = async {
+            while let Some(msg) = stream.next().await {
+                let chunk = match msg {
+                    Ok(ImportRequest { part: Some(import_request::Part::Chunk(c)) }) => c,
+                    Ok(_) => return Err(NodeError::bad_request("chunk", "only one header, then chunks")),
+                    Err(e) => return Err(NodeError::bad_request("chunk", format!("stream failed: {e}"))),
+                };
+                let db = self.db.clone();
+                let schema = schema.clone();
+                let token = token.clone();
+                let first = read;
+                read += chunk.records.len() as u64;
+                run_blocking(move || {
+                    let mut batch = WriteBatch::with_capacity(chunk.records.len());
+                    for (i, r) in chunk.records.into_iter().enumerate() {
+                        let line = if r.line == 0 { first + i as u64 + 1 } else { r.line };
+                        let fields: BTreeMap<String, String> = r.fields.into_iter().collect();
+                        let row = validate_row(&schema, licences, &fields, &r.valid_from, &r.valid_until)
+                            .map_err(|(field, rule)| invalid_row(line, &field, rule))?;
+                        put_json(
+                            &mut batch,
+                            STAGING,
+                            KeyBuilder::new().str(&token).u64(first + i as u64).build(),
+                            &row,
+                        )?;
+                    }
+                    db.store().write(batch, Durability::Buffered)?;
+                    Ok(())
+                })
+                .await?;
+            }
+            Ok(())
+        }
+        .await;
+        let db = self.db.clone();
+        if let Err(err) = outcome {
+            let p = prefix.clone();
+            if let Err(e) = run_blocking(move || discard_staging(&db, &p)).await {
+                tracing::warn!(error = %e, "refused import's staging not discarded (start-up will)");
+            }
+            return Err(err);
+        }
+        let marker = ImportMarker { dataset: header.dataset.clone(), licences };
+        let node_writer = self.writer_handle();
+        let applied = run_blocking(move || {
+            let mut batch = WriteBatch::new();
+            put_json(&mut batch, META, marker_key(&token), &marker)?;
+            db.commit(batch)?;
+            apply_import(&db, &node_writer, &token, &marker)
+        })
+        .await?;
+        tracing::info!(dataset = %header.dataset, read, inserted = applied.inserted, updated = applied.updated, "import committed");
+        Ok(ImportSummary {
+            dataset: header.dataset,
+            records_read: read,
+            inserted: applied.inserted,
+            updated: applied.updated,
+            unchanged: applied.unchanged,
+        })
+    }
+
+    fn writer_handle(&self) -> std::sync::Arc<std::sync::Mutex<()>> {
+        self.writer.clone()
+    }
+
+    /// Issues a licence (version 1).
+    pub async fn issue_licence(
+        &self,
+        peer: std::result::Result<exchange_pki::PeerIdentity, String>,
+        r: IssueLicenceRequest,
+    ) -> Result<LicenceChange> {
+        self.require_own(peer)?;
+        let (licences, schema) = self.own_dataset("dataset", &r.dataset)?;
+        if !licences {
+            return Err(NodeError::bad_request("dataset", "holds base records: use UpsertRecord"));
+        }
+        let fields: BTreeMap<String, String> = r.fields.into_iter().collect();
+        let row = validate_row(&schema, true, &fields, &r.valid_from, &r.valid_until).map_err(|(f, rule)| {
+            NodeError::Invalid { field: format!("fields.{f}"), message: rule, reason: ReasonCode::RecordInvalid }
+        })?;
+        let db = self.db.clone();
+        let writer = self.writer_handle();
+        let dataset = r.dataset;
+        run_blocking(move || {
+            let _w = writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if db.get_json::<StoredLicence>(LICENCES, &licence_key(&dataset, &row.licence_id))?.is_some() {
+                return Err(NodeError::AlreadyExists(format!(
+                    "licence {} already exists: update it instead",
+                    row.licence_id
+                )));
+            }
+            let mut batch = WriteBatch::new();
+            apply_rows(&db, &dataset, true, std::slice::from_ref(&row), &mut batch)?;
+            db.commit(batch)?;
+            Ok(LicenceChange {
+                licence_id: row.licence_id,
+                version: 1,
+                status: status_of(&db, &dataset, 1, &row.valid_from, &row.valid_until) as i32,
+            })
+        })
+        .await
+    }
+
+    /// Updates a licence (a new version).
+    pub async fn update_licence(
+        &self,
+        peer: std::result::Result<exchange_pki::PeerIdentity, String>,
+        r: UpdateLicenceRequest,
+    ) -> Result<LicenceChange> {
+        self.require_own(peer)?;
+        let (licences, schema) = self.own_dataset("dataset", &r.dataset)?;
+        if !licences {
+            return Err(NodeError::bad_request("dataset", "holds base records: use UpsertRecord"));
+        }
+        let id = LicenceId::parse(&r.licence_id).map_err(|e| NodeError::bad_ident("licence_id", e))?;
+        let fields: BTreeMap<String, String> = r.fields.into_iter().collect();
+        let row = validate_row(&schema, true, &fields, &r.valid_from, &r.valid_until).map_err(|(f, rule)| {
+            NodeError::Invalid { field: format!("fields.{f}"), message: rule, reason: ReasonCode::RecordInvalid }
+        })?;
+        if row.licence_id != id.as_str() {
+            return Err(NodeError::bad_request(format!("fields.{}", schema.key_field), "must equal licence_id"));
+        }
+        let db = self.db.clone();
+        let writer = self.writer_handle();
+        let dataset = r.dataset;
+        let expected = r.expected_version;
+        run_blocking(move || {
+            let _w = writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let cur = db
+                .get_json::<StoredLicence>(LICENCES, &licence_key(&dataset, id.as_str()))?
+                .ok_or_else(|| NodeError::NotFound(format!("no licence {id} in {dataset}")))?;
+            if expected != 0 && expected != cur.version {
+                return Err(NodeError::Precondition {
+                    reason: ReasonCode::InvalidState,
+                    message: format!(
+                        "licence {id} is at version {}, not {expected}: re-read it and retry",
+                        cur.version
+                    ),
+                });
+            }
+            let mut batch = WriteBatch::new();
+            let c = apply_rows(&db, &dataset, true, std::slice::from_ref(&row), &mut batch)?;
+            db.commit(batch)?;
+            let version = if c.updated > 0 { cur.version + 1 } else { cur.version };
+            let l = db.get_json::<StoredLicence>(LICENCES, &licence_key(&dataset, id.as_str()))?;
+            let status = l.map(|l| licence_status(&l, &today_cst(now_ms()))).unwrap_or(LicenceStatus::Unspecified);
+            Ok(LicenceChange { licence_id: id.to_string(), version, status: status as i32 })
+        })
+        .await
+    }
+
+    /// Revokes a licence (a new version with status revoked).
+    pub async fn revoke_licence(
+        &self,
+        peer: std::result::Result<exchange_pki::PeerIdentity, String>,
+        r: RevokeLicenceRequest,
+    ) -> Result<LicenceChange> {
+        self.require_own(peer)?;
+        let (licences, _) = self.own_dataset("dataset", &r.dataset)?;
+        if !licences {
+            return Err(NodeError::bad_request("dataset", "holds base records, not licences"));
+        }
+        let id = LicenceId::parse(&r.licence_id).map_err(|e| NodeError::bad_ident("licence_id", e))?;
+        let db = self.db.clone();
+        let writer = self.writer_handle();
+        let dataset = r.dataset;
+        run_blocking(move || {
+            let _w = writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let key = licence_key(&dataset, id.as_str());
+            let mut cur = db
+                .get_json::<StoredLicence>(LICENCES, &key)?
+                .ok_or_else(|| NodeError::NotFound(format!("no licence {id} in {dataset}")))?;
+            if cur.status != StoredStatus::Revoked {
+                cur.status = StoredStatus::Revoked;
+                cur.version += 1;
+                cur.updated_at_ms = now_ms();
+                let mut batch = WriteBatch::new();
+                put_json(&mut batch, LICENCES, key, &cur)?;
+                let mut stats = db.stats(&dataset)?;
+                stats.last_updated_ms = cur.updated_at_ms;
+                put_json(&mut batch, META, stats_key(&dataset), &stats)?;
+                db.commit(batch)?;
+            }
+            Ok(LicenceChange {
+                licence_id: id.to_string(),
+                version: cur.version,
+                status: LicenceStatus::Revoked as i32,
+            })
+        })
+        .await
+    }
+
+    /// Inserts or replaces a base record.
+    pub async fn upsert_record(
+        &self,
+        peer: std::result::Result<exchange_pki::PeerIdentity, String>,
+        r: UpsertRecordRequest,
+    ) -> Result<RecordChange> {
+        self.require_own(peer)?;
+        let (licences, schema) = self.own_dataset("dataset", &r.dataset)?;
+        if licences {
+            return Err(NodeError::bad_request("dataset", "holds licences: use IssueLicence or UpdateLicence"));
+        }
+        let fields: BTreeMap<String, String> = r.fields.into_iter().collect();
+        let row = validate_row(&schema, false, &fields, "", "").map_err(|(f, rule)| NodeError::Invalid {
+            field: format!("fields.{f}"),
+            message: rule,
+            reason: ReasonCode::RecordInvalid,
+        })?;
+        let db = self.db.clone();
+        let writer = self.writer_handle();
+        let dataset = r.dataset;
+        run_blocking(move || {
+            let _w = writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let subject = SubjectId::parse(row.subject_kind, &row.subject_id)
+                .map_err(|e| NodeError::Internal(format!("subject: {e}")))?;
+            let mut batch = WriteBatch::new();
+            let c = apply_rows(&db, &dataset, false, std::slice::from_ref(&row), &mut batch)?;
+            db.commit(batch)?;
+            let version =
+                db.get_json::<StoredRecord>(RECORDS, &record_key(&dataset, &subject))?.map(|r| r.version).unwrap_or(0);
+            Ok(RecordChange { subject: Some(subject_proto(&subject)), version, changed: c.unchanged == 0 })
+        })
+        .await
+    }
+
+    /// The node's datasets with live counts.
+    pub async fn describe_datasets(
+        &self,
+        peer: std::result::Result<exchange_pki::PeerIdentity, String>,
+    ) -> Result<DescribeDatasetsResponse> {
+        self.require_member(peer)?;
+        Ok(DescribeDatasetsResponse { datasets: self.datasets_with_stats().await? })
+    }
+
+    /// The node's datasets with their statistics (also what is published to the catalog).
+    pub async fn datasets_with_stats(&self) -> Result<Vec<exchange_proto::v1::Dataset>> {
+        let db = self.db.clone();
+        let mut datasets: Vec<exchange_proto::v1::Dataset> = self.datasets.values().cloned().collect();
+        datasets.sort_by(|a, b| a.id.cmp(&b.id));
+        run_blocking(move || {
+            for d in &mut datasets {
+                let DatasetStats { count, last_updated_ms } = db.stats(&d.id)?;
+                d.record_count = count;
+                d.last_updated_unix_ms = last_updated_ms;
+            }
+            Ok(datasets)
+        })
+        .await
+    }
+
+    /// The access-log shipper's state.
+    pub async fn log_status(&self, peer: std::result::Result<exchange_pki::PeerIdentity, String>) -> Result<LogStatus> {
+        self.require_own_or_auditor(peer)?;
+        let last_written = self.log.last_written();
+        let last_shipped = self.shipper.last_shipped();
+        let now = now_ms();
+        Ok(LogStatus {
+            last_written,
+            last_shipped,
+            lag: last_written.saturating_sub(last_shipped),
+            last_error: self.shipper.last_error(),
+            config_version: self.fed.current().map(|s| s.version).unwrap_or(0),
+            config_age_ms: self.fed.age_ms(now).and_then(|a| u64::try_from(a).ok()).unwrap_or(0),
+        })
+    }
+}
+
+fn status_of(_db: &Db, _dataset: &str, _version: u64, valid_from: &str, valid_until: &str) -> LicenceStatus {
+    let l = StoredLicence {
+        holder_kind: exchange_core::ident::SubjectKind::Organisation,
+        holder_id: String::new(),
+        version: 1,
+        status: StoredStatus::Valid,
+        valid_from: valid_from.into(),
+        valid_until: valid_until.into(),
+        fields: BTreeMap::new(),
+        updated_at_ms: 0,
+    };
+    licence_status(&l, &today_cst(now_ms()))
+}

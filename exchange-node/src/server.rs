@@ -1,0 +1,159 @@
+//! Starting and stopping the node daemon.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use exchange_proto::v1::node_server::NodeServer;
+use exchange_store::{KvStore, RocksStore};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Server};
+
+use crate::accesslog::AccessLog;
+use crate::config::NodeConfig;
+use crate::db::{Db, META_LAST_SHIPPED, TABLES};
+use crate::fedconfig::{FedState, Watcher};
+use crate::grpc::NodeGrpc;
+use crate::service::{Node, NodeSettings};
+use crate::shipper::{Shipper, ShipperStatus};
+
+/// A running node.
+#[derive(Debug)]
+pub struct RunningNode {
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// The node.
+    pub node: Arc<Node>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), tonic::transport::Error>>,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl RunningNode {
+    /// Stops serving and the background tasks, and waits for the server to end.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        (&mut self.task).await.context("server task")?.context("server")?;
+        for t in self.background.drain(..) {
+            t.abort();
+            let _ = t.await;
+        }
+        Ok(())
+    }
+
+    /// The version of the configuration the node holds, if any.
+    pub fn node_snapshot_version(&self) -> Option<u64> {
+        self.node.config_version()
+    }
+
+    /// Waits until the server ends.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("server task")?.context("server")?;
+        Ok(())
+    }
+}
+
+/// A lazy mTLS channel to the catalog (reconnects by itself; HTTP/2 keep-alive detects a
+/// dead connection so that a silent catalog stops confirming the configuration).
+pub fn catalog_channel(config: &NodeConfig) -> anyhow::Result<Channel> {
+    let tls = exchange_pki::client_tls_config(&config.tls, &config.catalog_server_name)
+        .map_err(|e| anyhow::anyhow!("setting tls (client side): {e}"))?;
+    let endpoint = exchange_pki::https_endpoint(&config.catalog_endpoint, tls)
+        .map_err(|e| anyhow::anyhow!("setting catalog_endpoint: {e}"))?
+        .connect_timeout(Duration::from_secs(5))
+        .http2_keep_alive_interval(Duration::from_secs(10))
+        .keep_alive_timeout(Duration::from_secs(5))
+        .keep_alive_while_idle(true);
+    Ok(endpoint.connect_lazy())
+}
+
+/// Opens the RocksDB store in the data directory and starts the node.
+pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
+    let data_dir = config.data_dir.clone();
+    let store = tokio::task::spawn_blocking(move || RocksStore::open(&data_dir, TABLES))
+        .await
+        .context("open store task")?
+        .with_context(|| format!("open the node store in {}", config.data_dir.display()))?;
+    start_with_store(config, Arc::new(store)).await
+}
+
+/// Starts the node over a given store (tests wrap the store to inject faults).
+pub async fn start_with_store(config: NodeConfig, store: Arc<dyn KvStore>) -> anyhow::Result<RunningNode> {
+    exchange_pki::install_crypto_provider();
+    let db = Db::new(store.clone());
+    let fed = Arc::new(FedState::new(config.catalog_public_key, config.config_max_age_ms));
+    let writer = Arc::new(std::sync::Mutex::new(()));
+    let (last_written, last_shipped) = {
+        let db = db.clone();
+        let fed = fed.clone();
+        let writer = writer.clone();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<(u64, u64)> {
+            crate::data::recover_imports(&db, &writer).map_err(|e| anyhow::anyhow!("recover imports: {e}"))?;
+            fed.load_cached(db.store().as_ref()).map_err(|e| anyhow::anyhow!("load cached configuration: {e}"))?;
+            let last = db.last_log_sequence().map_err(|e| anyhow::anyhow!("read access log: {e}"))?;
+            let shipped = db.meta_u64(META_LAST_SHIPPED).map_err(|e| anyhow::anyhow!("read shipper state: {e}"))?;
+            Ok((last, shipped))
+        })
+        .await
+        .context("recovery task")??
+    };
+    let (log, log_task) = AccessLog::start(store.clone(), last_written);
+    let status = Arc::new(ShipperStatus::new(last_shipped));
+    let node = Arc::new(Node::new(
+        NodeSettings {
+            dept: config.dept_id.to_string(),
+            signing_key: config.signing_key.clone(),
+            datasets: config.datasets.clone(),
+            max_batch: config.max_batch_items,
+        },
+        db,
+        fed.clone(),
+        log.clone(),
+        status.clone(),
+        writer,
+    ));
+
+    let channel = catalog_channel(&config)?;
+    let publisher = {
+        let node = node.clone();
+        Arc::new(move || node.datasets.values().cloned().collect::<Vec<_>>())
+    };
+    let watcher =
+        Watcher { state: fed, store: store.clone(), channel: channel.clone(), publish: publisher, node: node.clone() };
+    let watch_task = tokio::spawn(watcher.run());
+    let shipper = Shipper { status, store, log, channel };
+    let ship_task = tokio::spawn(shipper.run());
+
+    let listener =
+        tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("listen on {}", config.listen))?;
+    let addr = listener.local_addr().context("local address")?;
+    let tls = exchange_pki::server_tls_config(&config.tls).map_err(|e| anyhow::anyhow!("tls: {e}"))?;
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter.set_serving::<NodeServer<NodeGrpc>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(exchange_proto::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("reflection service")?;
+    let (tx, rx) = oneshot::channel::<()>();
+    let router = Server::builder()
+        .tls_config(tls)
+        .context("tls configuration")?
+        .add_service(health)
+        .add_service(InterceptedService::new(reflection, exchange_pki::require_client_cert))
+        .add_service(NodeServer::new(NodeGrpc::new(node.clone())));
+    let task = tokio::spawn(async move {
+        router
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+                let _ = rx.await;
+            })
+            .await
+    });
+    tracing::info!(%addr, dept = %config.dept_id, "node serving");
+    Ok(RunningNode { addr, node, shutdown: Some(tx), task, background: vec![log_task, watch_task, ship_task] })
+}
