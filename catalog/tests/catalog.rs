@@ -27,6 +27,7 @@ const PORTAL: &str = "gov.sz.ft.gsc";
 const AUDITOR: &str = "gov.sz.audit";
 const ORIGIN: &str = "exchange.sz.test/log";
 const CITIZEN: &str = "11010519491231002X";
+const TENANT: &str = "440524188001010014";
 
 const POPULATION: &str = r#"{
   "reference": "std.record.population@1",
@@ -364,6 +365,68 @@ async fn the_catalog_end_to_end() {
     assert!(pushed.version > first_version);
     let err = hcb.issue_consent_token(token_req).await.expect_err("revoked");
     assert_refused(&err, Code::FailedPrecondition, ReasonCode::ConsentRevoked, "revoked");
+
+    // One application, several parties: each subject's consent is recorded and tokened on its own.
+    let mut tenant_req = consent_req.clone();
+    tenant_req.subject = Some(Subject { kind: SubjectKind::Person as i32, id: TENANT.into() });
+    let landlord = portal.record_consent(consent_req.clone()).await.expect("landlord consent").into_inner();
+    let tenant = portal.record_consent(tenant_req).await.expect("tenant consent").into_inner();
+    assert_ne!(landlord.id, tenant.id);
+    assert_eq!(landlord.application_id, tenant.application_id);
+    for (consent, subject) in [(&landlord, CITIZEN), (&tenant, TENANT)] {
+        let t = hcb
+            .issue_consent_token(IssueConsentTokenRequest {
+                consent_id: consent.id.clone(),
+                dataset: format!("{PSB}/population"),
+            })
+            .await
+            .expect("token per party")
+            .into_inner();
+        let expectation = TokenExpectation {
+            audience: PSB,
+            requester: HCB,
+            subject,
+            dataset: &format!("{PSB}/population"),
+            purpose: "SZ-HCB-ZLBA-001",
+        };
+        verifier.verify(&t.token, &expectation, now_ms() / 1000).expect("each party's token names that party");
+    }
+
+    // Getting single objects, and the rest of a grant's life: reject and revoke.
+    assert_eq!(
+        psb.get_member(GetMemberRequest { dept_id: HCB.into() }).await.expect("member").into_inner().dept_id,
+        HCB
+    );
+    let err = psb.get_member(GetMemberRequest { dept_id: "gov.sz.none".into() }).await.expect_err("no such member");
+    assert_eq!(err.code(), Code::NotFound);
+    let d = hcb.get_dataset(GetDatasetRequest { id: format!("{PSB}/population") }).await.expect("dataset").into_inner();
+    assert_eq!(d.schema, "std.record.population@1");
+    let err = hcb.get_dataset(GetDatasetRequest { id: format!("{PSB}/nothing") }).await.expect_err("no such dataset");
+    assert_eq!(err.code(), Code::NotFound);
+    let second = hcb.apply_grant(apply(vec!["status"])).await.expect("second grant").into_inner();
+    let third = hcb.apply_grant(apply(vec!["name"])).await.expect("third grant").into_inner();
+    let rejected = psb
+        .reject_grant(DecideGrantRequest { grant_id: third.id.clone(), note: "no legal basis for names".into() })
+        .await
+        .expect("reject")
+        .into_inner();
+    assert_eq!(rejected.status, GrantStatus::Rejected as i32);
+    assert_eq!(rejected.decision_note, "no legal basis for names");
+    let mut amr_early = fed.client(&running, AMR).await;
+    let err = amr_early
+        .revoke_grant(DecideGrantRequest { grant_id: second.id.clone(), note: String::new() })
+        .await
+        .expect_err("a third party cannot revoke");
+    assert_refused(&err, Code::PermissionDenied, ReasonCode::RoleRequired, "only the requester");
+    let revoked = hcb
+        .revoke_grant(DecideGrantRequest { grant_id: second.id.clone(), note: "case closed".into() })
+        .await
+        .expect("revoke")
+        .into_inner();
+    assert_eq!(revoked.status, GrantStatus::Revoked as i32);
+    let err =
+        psb.revoke_grant(DecideGrantRequest { grant_id: second.id, note: String::new() }).await.expect_err("twice");
+    assert_refused(&err, Code::FailedPrecondition, ReasonCode::InvalidState, "nothing to revoke");
 
     // Digest key only for departments.
     assert_eq!(

@@ -216,11 +216,15 @@ async fn unknown_members_and_foreign_certificates_are_told_apart() {
     let mut config = ClientConfig::new(identity, fed.endpoint.clone(), "localhost", fed.catalog_key);
     config.retry = RetryPolicy::none();
     let foreign = ExchangeClient::connect(config).await.expect("connect");
+    // The server refuses the handshake; whether the client reads the alert before the
+    // connection closes is a race in TLS 1.3 (the client finishes its side first), so the
+    // refusal shows either as the TLS alert or as the connection closed under the call.
     match foreign.list_members().await {
         Err(Error::Tls(message)) => {
             assert!(message.to_lowercase().contains("unknownca") || message.contains("alert"), "{message}")
         }
-        other => panic!("expected a TLS error, got {other:?}"),
+        Err(Error::Unavailable(message)) => assert!(message.contains("connection closed"), "{message}"),
+        other => panic!("expected the handshake to be refused, got {other:?}"),
     }
 
     // Nobody listening: unavailable, after bounded retries.
