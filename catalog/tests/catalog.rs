@@ -459,6 +459,8 @@ async fn the_catalog_end_to_end() {
     foreign.events[0].recorder = AMR.into();
     let err = psb.append_access_log(foreign).await.expect_err("foreign recorder");
     assert_eq!(err.code(), Code::PermissionDenied);
+    let err = psb.append_access_log(events(8, 1001)).await.expect_err("oversized batch");
+    assert_refused(&err, Code::InvalidArgument, ReasonCode::BatchTooLarge, "at most 1000");
     let err = auditor.append_access_log(events(1, 1)).await.expect_err("auditor cannot append");
     assert_eq!(err.code(), Code::PermissionDenied);
 
