@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use ed25519_dalek::SigningKey;
-use ed25519_dalek::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _};
 use exchange_core::ident::DeptId;
 use exchange_pki::{LoadedIdentity, TlsFiles};
 use exchange_proto::v1::{Member, Role};
@@ -111,43 +110,7 @@ fn resolve(base: &Path, p: &Path) -> PathBuf {
     if p.is_absolute() { p.to_path_buf() } else { base.join(p) }
 }
 
-/// Reads an Ed25519 signing key from a PKCS#8 PEM file.
-pub fn read_signing_key(path: &Path) -> anyhow::Result<SigningKey> {
-    let pem = std::fs::read_to_string(path).with_context(|| format!("read signing key {}", path.display()))?;
-    SigningKey::from_pkcs8_pem(&pem)
-        .map_err(|e| anyhow::anyhow!("{} is not an Ed25519 PKCS#8 PEM key: {e}", path.display()))
-}
-
-/// Writes an Ed25519 signing key as PKCS#8 PEM (mode 0600).
-pub fn write_signing_key(path: &Path, key: &SigningKey) -> anyhow::Result<()> {
-    let pem = key
-        .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
-        .map_err(|e| anyhow::anyhow!("encode key: {e}"))?;
-    write_secret(path, pem.as_bytes())
-}
-
-/// Reads a 32-byte key written as 64 hex characters.
-pub fn read_hex_key(path: &Path) -> anyhow::Result<[u8; 32]> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("read key {}", path.display()))?;
-    let bytes =
-        hex::decode(text.trim()).map_err(|_| anyhow::anyhow!("{} must hold 64 hex characters", path.display()))?;
-    bytes.try_into().map_err(|_| anyhow::anyhow!("{} must hold exactly 32 bytes (64 hex characters)", path.display()))
-}
-
-/// Writes a secret file readable only by its owner.
-pub fn write_secret(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
-    }
-    std::fs::write(path, bytes).with_context(|| format!("write {}", path.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .with_context(|| format!("restrict {}", path.display()))?;
-    }
-    Ok(())
-}
+pub use exchange_pki::keyfile::{read_hex_key, read_signing_key, write_secret, write_signing_key};
 
 impl CatalogConfig {
     /// Reads, checks and loads a configuration file.

@@ -21,6 +21,7 @@
 mod error;
 mod identity;
 mod issue;
+pub mod keyfile;
 mod pem;
 mod tls;
 

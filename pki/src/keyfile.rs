@@ -1,0 +1,99 @@
+//! Key files of the daemons and tools: Ed25519 signing keys as PKCS#8 PEM, and secrets
+//! (such as the subject digest key) written readable by their owner only. One place, so that
+//! the catalog, the nodes and the tools read and write keys the same way.
+
+use std::path::{Path, PathBuf};
+
+use ed25519_dalek::SigningKey;
+use ed25519_dalek::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _};
+
+/// Why a key file could not be read or written; every message names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    /// The file could not be read, created or restricted.
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file does not hold what it should.
+    #[error("{}: {reason}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> KeyFileError {
+    let path = path.to_path_buf();
+    move |source| KeyFileError::Io { action, path, source }
+}
+
+/// Reads an Ed25519 signing key from a PKCS#8 PEM file.
+pub fn read_signing_key(path: &Path) -> Result<SigningKey, KeyFileError> {
+    let pem = std::fs::read_to_string(path).map_err(io("read signing key", path))?;
+    SigningKey::from_pkcs8_pem(&pem).map_err(|e| KeyFileError::Invalid {
+        path: path.to_path_buf(),
+        reason: format!("not an Ed25519 PKCS#8 PEM key: {e}"),
+    })
+}
+
+/// Writes an Ed25519 signing key as PKCS#8 PEM, readable by its owner only.
+pub fn write_signing_key(path: &Path, key: &SigningKey) -> Result<(), KeyFileError> {
+    let pem = key
+        .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
+        .map_err(|e| KeyFileError::Invalid { path: path.to_path_buf(), reason: format!("cannot encode key: {e}") })?;
+    write_secret(path, pem.as_bytes())
+}
+
+/// Reads a 32-byte key written as 64 hex characters.
+pub fn read_hex_key(path: &Path) -> Result<[u8; 32], KeyFileError> {
+    let text = std::fs::read_to_string(path).map_err(io("read key", path))?;
+    let invalid = || KeyFileError::Invalid {
+        path: path.to_path_buf(),
+        reason: "must hold exactly 32 bytes as 64 hex characters".into(),
+    };
+    hex::decode(text.trim()).map_err(|_| invalid())?.try_into().map_err(|_| invalid())
+}
+
+/// Writes a secret file readable by its owner only (mode 0600 on Unix).
+pub fn write_secret(path: &Path, bytes: &[u8]) -> Result<(), KeyFileError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io("create", dir))?;
+    }
+    std::fs::write(path, bytes).map_err(io("write", path))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io("restrict", path))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip_and_bad_files_are_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let path = dir.path().join("keys/node.pem");
+        write_signing_key(&path, &key).expect("write");
+        assert_eq!(read_signing_key(&path).expect("read").to_bytes(), key.to_bytes());
+        let hex_path = dir.path().join("digest.key");
+        write_secret(&hex_path, hex::encode([7u8; 32]).as_bytes()).expect("write secret");
+        assert_eq!(read_hex_key(&hex_path).expect("read hex"), [7u8; 32]);
+        write_secret(&hex_path, b"abcd").expect("write short");
+        let err = read_hex_key(&hex_path).expect_err("too short");
+        assert!(err.to_string().contains("digest.key") && err.to_string().contains("64 hex"), "{err}");
+        let err = read_signing_key(&dir.path().join("missing.pem")).expect_err("missing");
+        assert!(err.to_string().contains("missing.pem"), "{err}");
+    }
+}
