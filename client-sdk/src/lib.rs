@@ -36,6 +36,7 @@
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod localnet;
 pub mod log;
 pub mod node;
 pub mod verify;

@@ -284,6 +284,19 @@ impl ExchangeClient {
         Ok(answer.datasets)
     }
 
+    /// A node's access-log and configuration status: what it wrote, what the catalog has
+    /// acknowledged, the shipping lag and the version of its federation configuration. Only
+    /// the node's own department and auditors may ask.
+    pub async fn log_status(&self, dept: &str) -> Result<LogStatus> {
+        let target = self.node_target(dept).await?;
+        self.call("GetLogStatus", true, || {
+            let mut c = target.client.clone();
+            let r = self.request(GetLogStatusRequest {});
+            async move { c.get_log_status(r).await }
+        })
+        .await
+    }
+
     /// Imports records into one of the caller's own datasets on its node: the header, then
     /// the chunks, all or nothing. Never retried. `progress(records_sent)` is called as
     /// chunks leave. A bad record is refused (INVALID_ARGUMENT) with its line and field.

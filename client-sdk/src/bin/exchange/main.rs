@@ -11,6 +11,7 @@ mod audit;
 mod ca;
 mod connect;
 mod data;
+mod demo;
 mod render;
 
 use std::process::ExitCode;
@@ -71,6 +72,9 @@ enum Command {
     /// The central access log: tree heads, proofs, queries, full verification.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Start a whole federation on loopback (a catalog and three department nodes, with
+    /// generated data) and run the rental filing and business opening scenarios.
+    Demo(demo::DemoOptions),
 }
 
 /// The exit code of a failure.
@@ -106,6 +110,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(c) => {
             let verifier = cli.conn.log_verifier()?;
             audit::run(&cli.conn.client().await?, verifier, c, out).await
+        }
+        Command::Demo(options) => {
+            if demo::run(options).await? {
+                Ok(())
+            } else {
+                Err(anyhow::anyhow!("some demo scenarios failed: see the steps marked ✘ above"))
+            }
         }
     }
 }

@@ -1,0 +1,142 @@
+//! Demo data: a reproducible population of citizens and companies of Shenzhen, consistent
+//! across departments (every company's legal representative and every property holder is a
+//! citizen of the population base), with valid resident IDs and credit codes.
+
+use std::collections::BTreeMap;
+
+use exchange_core::ident::{CreditCode, ResidentId};
+
+/// One record as field name → text, ready for import.
+pub type Row = BTreeMap<String, String>;
+
+/// The generated data set.
+#[derive(Debug, Default)]
+pub struct DemoData {
+    /// Population records (`std.record.population@1`).
+    pub persons: Vec<Row>,
+    /// Business licences (`std.licence.business@1`).
+    pub businesses: Vec<Row>,
+    /// Real-property certificates (`std.licence.property@1`).
+    pub properties: Vec<Row>,
+}
+
+/// SplitMix64: a tiny deterministic generator, so the demo is the same on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len() as u64) as usize]
+    }
+}
+
+const DISTRICTS: &[(&str, &str)] =
+    &[("440303", "罗湖区"), ("440304", "福田区"), ("440305", "南山区"), ("440306", "宝安区"), ("440307", "龙岗区")];
+const SURNAMES: &[&str] = &[
+    "王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙", "马", "朱", "胡", "郭", "何", "林", "罗",
+    "郑",
+];
+const GIVEN: &[&str] = &[
+    "伟", "芳", "娜", "敏", "静", "磊", "洋", "勇", "艳", "杰", "娟", "涛", "明", "超", "秀英", "华", "平", "刚",
+    "桂英", "建国", "丽", "强", "军", "志强",
+];
+const ROADS: &[&str] =
+    &["深南大道", "福华路", "益田路", "彩田路", "华强北路", "科技园路", "宝安大道", "龙岗大道", "莲花路", "景田路"];
+const TRADES: &[&str] = &["科技", "贸易", "餐饮", "物流", "文化传媒", "建筑工程", "医疗器械", "电子", "咨询", "教育"];
+const WORDS: &[&str] =
+    &["华兴", "鹏程", "前海", "福源", "莲花", "新港", "瑞丰", "德信", "安泰", "海纳", "中联", "长盛"];
+const ORG_ALPHABET: &[u8] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
+
+fn person_name(rng: &mut Rng) -> String {
+    format!("{}{}", rng.pick(SURNAMES), rng.pick(GIVEN))
+}
+
+fn address(rng: &mut Rng, district: &str) -> String {
+    format!(
+        "深圳市{district}{}{}号{}栋{}室",
+        rng.pick(ROADS),
+        1 + rng.below(300),
+        1 + rng.below(20),
+        101 + rng.below(30) * 100
+    )
+}
+
+fn row(pairs: &[(&str, String)]) -> Row {
+    pairs.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| (k.to_string(), v.clone())).collect()
+}
+
+/// Generates `persons` citizens, one company per five citizens and one property per three.
+pub fn generate(persons: usize) -> DemoData {
+    let mut rng = Rng(20_261_123);
+    let mut data = DemoData::default();
+    let mut people: Vec<(String, String, String)> = Vec::with_capacity(persons); // (id, name, district)
+    let mut seq_by_day: BTreeMap<(usize, u16, u8, u8), u16> = BTreeMap::new();
+    while people.len() < persons {
+        let d = rng.below(DISTRICTS.len() as u64) as usize;
+        let (region, district) = DISTRICTS[d];
+        let year = 1950 + rng.below(56) as u16;
+        let month = 1 + rng.below(12) as u8;
+        let day = 1 + rng.below(28) as u8;
+        let seq = seq_by_day.entry((d, year, month, day)).or_insert(0);
+        *seq += 1;
+        if *seq > 999 {
+            continue;
+        }
+        let Ok(id) = ResidentId::from_parts(region, year, month, day, *seq) else { continue };
+        let name = person_name(&mut rng);
+        let status = if rng.below(100) < 2 { "deceased" } else { "normal" };
+        data.persons.push(row(&[
+            ("id_number", id.as_str().to_string()),
+            ("name", name.clone()),
+            ("gender", if id.is_male() { "male" } else { "female" }.to_string()),
+            ("birth_date", format!("{year:04}-{month:02}-{day:02}")),
+            ("address", address(&mut rng, district)),
+            ("household_type", if rng.below(4) == 0 { "rural" } else { "urban" }.to_string()),
+            ("status", status.to_string()),
+        ]));
+        people.push((id.as_str().to_string(), name, district.to_string()));
+    }
+    for (i, (id, name, district)) in people.iter().enumerate() {
+        if i % 5 == 0 {
+            let region = DISTRICTS.iter().find(|(_, n)| n == district).map(|(r, _)| *r).unwrap_or("440304");
+            let org: String =
+                (0..9).map(|_| ORG_ALPHABET[rng.below(ORG_ALPHABET.len() as u64) as usize] as char).collect();
+            let Ok(code) = CreditCode::from_parts('9', '1', region, &org) else { continue };
+            let year = 2000 + rng.below(26);
+            data.businesses.push(row(&[
+                ("licence_no", format!("SZ-AMR-{year}-{:06}", i / 5 + 1)),
+                ("credit_code", code.as_str().to_string()),
+                ("entity_name", format!("深圳市{}{}有限公司", rng.pick(WORDS), rng.pick(TRADES))),
+                ("legal_rep_name", name.clone()),
+                ("legal_rep_id", id.clone()),
+                ("reg_capital", format!("{}.00", (1 + rng.below(500)) * 10_000)),
+                ("founded", format!("{year:04}-{:02}-{:02}", 1 + rng.below(12), 1 + rng.below(28))),
+                ("status", if rng.below(20) == 0 { "cancelled" } else { "active" }.to_string()),
+            ]));
+        }
+        if i % 3 == 0 {
+            let year = 1998 + rng.below(28);
+            data.properties.push(row(&[
+                ("cert_no", format!("YUE-{year}-SZ-{:07}", i / 3 + 1)),
+                ("holder_id", id.clone()),
+                ("holder_name", name.clone()),
+                ("address", address(&mut rng, district)),
+                ("area", format!("{}.{:02}", 30 + rng.below(170), rng.below(100))),
+                ("use", if rng.below(10) == 0 { "commercial" } else { "residential" }.to_string()),
+                ("registered", format!("{year:04}-{:02}-{:02}", 1 + rng.below(12), 1 + rng.below(28))),
+            ]));
+        }
+    }
+    data
+}
