@@ -24,7 +24,7 @@ use anyhow::{Context as _, bail};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use exchange_pki::keyfile::{write_secret, write_signing_key};
 use exchange_pki::{CertKind, CertSpec, FederationCa, TlsFiles};
-use exchange_proto::v1::{Member, Role};
+use exchange_proto::v1::{LogStatus, Member, Role};
 use tokio::process::{Child, Command};
 
 use crate::{ClientConfig, ClientIdentity, ExchangeClient};
@@ -341,6 +341,54 @@ impl Localnet {
                 _ => tokio::time::sleep(Duration::from_millis(100)).await,
             }
         }
+    }
+
+    /// The departments that run a node.
+    pub fn nodes(&self) -> Vec<String> {
+        self.options.members.iter().filter(|m| m.runs_node()).map(|m| m.dept_id.clone()).collect()
+    }
+
+    /// Waits, bounded, until every running node serves from a federation configuration at
+    /// least as new as the catalog's current one (nodes watch it; a change reaches them
+    /// within a second or two). Returns that version.
+    pub async fn wait_for_configuration(&self) -> anyhow::Result<u64> {
+        let operator = self.client(&self.options.operator.dept_id).await?;
+        let version = operator.refresh_config().await.context("read the federation configuration")?.version();
+        self.wait_for_nodes("a configuration at least as new as the catalog's", |s| s.config_version >= version).await?;
+        Ok(version)
+    }
+
+    /// Waits, bounded, until every running node has shipped its whole access log to the
+    /// central log. Returns each node's status at that moment.
+    pub async fn wait_for_shipping(&self) -> anyhow::Result<BTreeMap<String, LogStatus>> {
+        self.wait_for_nodes("its whole access log shipped", |s| s.lag == 0).await
+    }
+
+    async fn wait_for_nodes(
+        &self,
+        what: &str,
+        done: impl Fn(&LogStatus) -> bool,
+    ) -> anyhow::Result<BTreeMap<String, LogStatus>> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        let mut statuses = BTreeMap::new();
+        for dept in self.nodes() {
+            if !self.processes.contains_key(&dept) {
+                continue;
+            }
+            let client = self.client(&dept).await?;
+            loop {
+                let status = client.log_status(&dept).await.with_context(|| format!("status of node {dept}"))?;
+                if done(&status) {
+                    statuses.insert(dept, status);
+                    break;
+                }
+                if Instant::now() > deadline {
+                    bail!("node {dept} did not reach {what} within {START_TIMEOUT:?}: {status:?}");
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        Ok(statuses)
     }
 
     /// An SDK client acting as `dept`, with its certificate from this federation.

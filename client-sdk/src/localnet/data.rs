@@ -1,10 +1,48 @@
-//! Demo data: a reproducible population of citizens and companies of Shenzhen, consistent
-//! across departments (every company's legal representative and every property holder is a
-//! citizen of the population base), with valid resident IDs and credit codes.
+//! The demo federation of Shenzhen: its members, datasets and standard schemas, and a
+//! reproducible population of citizens and companies, consistent across departments (every
+//! company's legal representative and every property holder is a citizen of the population
+//! base), with valid resident IDs and credit codes.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use exchange_core::ident::{CreditCode, ResidentId};
+use exchange_proto::v1::Role;
+
+use super::{DatasetSpec, LocalnetOptions, MemberSpec};
+
+/// The operator of the demo federation.
+pub const OPS: &str = "gov.sz.ops";
+/// Public security: the population base (人口基础库).
+pub const PSB: &str = "gov.sz.psb";
+/// Market regulation: business licences (营业执照).
+pub const AMR: &str = "gov.sz.amr";
+/// Planning and natural resources: real-property certificates (不动产权证书).
+pub const PNR: &str = "gov.sz.pnr";
+/// The housing bureau: rental filings (requester and portal).
+pub const HCB: &str = "gov.sz.hcb";
+/// The Futian district service centre: business opening (requester and portal).
+pub const GSC: &str = "gov.sz.ft.gsc";
+/// The auditor.
+pub const AUDIT: &str = "gov.sz.audit";
+/// The purpose code of rental registration filing (房屋租赁登记备案).
+pub const RENTAL: &str = "SZ-HCB-ZLBA-001";
+/// The purpose code of business opening (开办企业).
+pub const OPENING: &str = "SZ-FT-KBQY-001";
+/// The population dataset.
+pub const POPULATION: &str = "gov.sz.psb/population";
+/// The business-licence dataset.
+pub const BUSINESS_LICENCE: &str = "gov.sz.amr/business-licence";
+/// The property-certificate dataset.
+pub const PROPERTY_CERTIFICATE: &str = "gov.sz.pnr/property-certificate";
+
+/// The standard schemas of `deploy/schemas/`.
+pub const SCHEMAS: [&str; 3] = [
+    include_str!("../../../deploy/schemas/population.json"),
+    include_str!("../../../deploy/schemas/business-licence.json"),
+    include_str!("../../../deploy/schemas/property-certificate.json"),
+];
+
 
 /// One record as field name → text, ready for import.
 pub type Row = BTreeMap<String, String>;
@@ -18,6 +56,76 @@ pub struct DemoData {
     pub businesses: Vec<Row>,
     /// Real-property certificates (`std.licence.property@1`).
     pub properties: Vec<Row>,
+}
+
+/// A member with its roles and its node's datasets (none: no node).
+pub fn member(dept: &str, name: &str, roles: &[Role], datasets: Vec<DatasetSpec>) -> MemberSpec {
+    MemberSpec { dept_id: dept.into(), name: name.into(), roles: roles.to_vec(), datasets }
+}
+
+fn dataset(id: &str, kind: &str, schema: &str, legal_basis: &str, zh: &str) -> Vec<DatasetSpec> {
+    vec![DatasetSpec {
+        id: id.into(),
+        kind: kind.into(),
+        schema: schema.into(),
+        legal_basis: legal_basis.into(),
+        description_zh: zh.into(),
+    }]
+}
+
+/// The demo federation's members: three providers, two requesters (with portals that
+/// record citizens' consent) and an auditor; the operator registers them.
+pub fn members() -> Vec<MemberSpec> {
+    use Role::{Auditor, Department, Portal};
+    vec![
+        member(
+            PSB,
+            "深圳市公安局 public security",
+            &[Department],
+            dataset(
+                "gov.sz.psb/population",
+                "record",
+                "std.record.population@1",
+                "《中华人民共和国居民身份证法》",
+                "人口基础库",
+            ),
+        ),
+        member(
+            AMR,
+            "深圳市市场监督管理局 market regulation",
+            &[Department],
+            dataset(
+                BUSINESS_LICENCE,
+                "licence",
+                "std.licence.business@1",
+                "《中华人民共和国市场主体登记管理条例》",
+                "营业执照",
+            ),
+        ),
+        member(
+            PNR,
+            "深圳市规划和自然资源局 natural resources",
+            &[Department],
+            dataset(
+                "gov.sz.pnr/property-certificate",
+                "licence",
+                "std.licence.property@1",
+                "《不动产登记暂行条例》",
+                "不动产权证书",
+            ),
+        ),
+        member(HCB, "深圳市住房和建设局 housing", &[Department, Portal], vec![]),
+        member(GSC, "福田区政务服务中心 service centre", &[Department, Portal], vec![]),
+        member(AUDIT, "审计监督 auditor", &[Auditor], vec![]),
+    ]
+}
+
+/// The demo federation's options: its members, the standard schemas, deployment defaults.
+pub fn federation(dir: impl Into<PathBuf>, bin_dir: impl Into<PathBuf>) -> LocalnetOptions {
+    let mut options = LocalnetOptions::new(dir, bin_dir, member(OPS, "交换平台运维", &[Role::Operator], vec![]));
+    options.members = members();
+    options.schemas = SCHEMAS.map(String::from).to_vec();
+    options
 }
 
 /// SplitMix64: a tiny deterministic generator, so the demo is the same on every run.

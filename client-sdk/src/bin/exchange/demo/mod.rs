@@ -10,23 +10,15 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 use exchange_client_sdk::localnet::data::{self, DemoData};
-use exchange_client_sdk::localnet::{DatasetSpec, Localnet, LocalnetOptions, MemberSpec, default_bin_dir};
+use exchange_client_sdk::localnet::{Localnet, default_bin_dir};
 use exchange_client_sdk::{ExchangeClient, NodeAnswer, NodeQuery};
 use exchange_proto::v1::*;
 
-const OPS: &str = "gov.sz.ops";
-const PSB: &str = "gov.sz.psb";
-const AMR: &str = "gov.sz.amr";
-const PNR: &str = "gov.sz.pnr";
-const HCB: &str = "gov.sz.hcb";
-const GSC: &str = "gov.sz.ft.gsc";
-const AUDIT: &str = "gov.sz.audit";
-const RENTAL: &str = "SZ-HCB-ZLBA-001";
-const OPENING: &str = "SZ-FT-KBQY-001";
+use exchange_client_sdk::localnet::data::{AMR, AUDIT, GSC, HCB, OPENING, OPS, PNR, PSB, RENTAL};
 
 /// Options of `exchange demo`.
 #[derive(clap::Args, Clone, Debug)]
@@ -51,67 +43,6 @@ fn step(title: &str) {
     println!("\n== {title}");
 }
 
-fn member(dept: &str, name: &str, roles: &[Role], datasets: Vec<DatasetSpec>) -> MemberSpec {
-    MemberSpec { dept_id: dept.into(), name: name.into(), roles: roles.to_vec(), datasets }
-}
-
-fn dataset(id: &str, kind: &str, schema: &str, legal_basis: &str, zh: &str) -> Vec<DatasetSpec> {
-    vec![DatasetSpec {
-        id: id.into(),
-        kind: kind.into(),
-        schema: schema.into(),
-        legal_basis: legal_basis.into(),
-        description_zh: zh.into(),
-    }]
-}
-
-/// The demo federation's members: three providers, two requesters (with portals that
-/// record citizens' consent) and an auditor; the operator registers them.
-fn members() -> Vec<MemberSpec> {
-    use Role::{Auditor, Department, Portal};
-    vec![
-        member(
-            PSB,
-            "深圳市公安局 public security",
-            &[Department],
-            dataset(
-                "gov.sz.psb/population",
-                "record",
-                "std.record.population@1",
-                "《中华人民共和国居民身份证法》",
-                "人口基础库",
-            ),
-        ),
-        member(
-            AMR,
-            "深圳市市场监督管理局 market regulation",
-            &[Department],
-            dataset(
-                "gov.sz.amr/business-licence",
-                "licence",
-                "std.licence.business@1",
-                "《中华人民共和国市场主体登记管理条例》",
-                "营业执照",
-            ),
-        ),
-        member(
-            PNR,
-            "深圳市规划和自然资源局 natural resources",
-            &[Department],
-            dataset(
-                "gov.sz.pnr/property-certificate",
-                "licence",
-                "std.licence.property@1",
-                "《不动产登记暂行条例》",
-                "不动产权证书",
-            ),
-        ),
-        member(HCB, "深圳市住房和建设局 housing", &[Department, Portal], vec![]),
-        member(GSC, "福田区政务服务中心 service centre", &[Department, Portal], vec![]),
-        member(AUDIT, "审计监督 auditor", &[Auditor], vec![]),
-    ]
-}
-
 /// Starts the federation and connects a client per member.
 async fn start(opts: &DemoOptions) -> anyhow::Result<(Localnet, BTreeMap<&'static str, ExchangeClient>)> {
     let dir = match &opts.data_dir {
@@ -128,10 +59,7 @@ async fn start(opts: &DemoOptions) -> anyhow::Result<(Localnet, BTreeMap<&'stati
     };
     step(&format!("a federation on loopback: a catalog and three department nodes, files in {}", dir.display()));
     let started = Instant::now();
-    let mut options = LocalnetOptions::new(dir, bin_dir, member(OPS, "交换平台运维", &[Role::Operator], vec![]));
-    options.members = members();
-    options.schemas = [SCHEMA_POPULATION, SCHEMA_BUSINESS, SCHEMA_PROPERTY].map(String::from).to_vec();
-    let net = Localnet::start(options).await?;
+    let net = Localnet::start(data::federation(dir, bin_dir)).await?;
     println!(
         "   federation CA, a certificate per member (department id in the SAN URI), catalog on {} (pinned key {})",
         net.catalog_endpoint(),
@@ -150,10 +78,6 @@ async fn start(opts: &DemoOptions) -> anyhow::Result<(Localnet, BTreeMap<&'stati
     println!("   up in {:?}", started.elapsed());
     Ok((net, clients))
 }
-
-const SCHEMA_POPULATION: &str = include_str!("../../../../../deploy/schemas/population.json");
-const SCHEMA_BUSINESS: &str = include_str!("../../../../../deploy/schemas/business-licence.json");
-const SCHEMA_PROPERTY: &str = include_str!("../../../../../deploy/schemas/property-certificate.json");
 
 fn fields(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
@@ -257,46 +181,6 @@ pub async fn import_data(clients: &BTreeMap<&'static str, ExchangeClient>, data:
             summary.inserted,
             started.elapsed()
         );
-    }
-    Ok(())
-}
-
-/// Waits, bounded, until each node runs on a federation configuration at least as new as
-/// the catalog's current one (nodes watch it; a change reaches them within a second or two).
-pub async fn wait_for_configuration(auditor: &ExchangeClient) -> anyhow::Result<()> {
-    let version = auditor.refresh_config().await.context("read the federation configuration")?.version();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    for dept in [PSB, AMR, PNR] {
-        loop {
-            let status = auditor.log_status(dept).await.with_context(|| format!("status of {dept}"))?;
-            if status.config_version >= version {
-                break;
-            }
-            if Instant::now() > deadline {
-                bail!("{dept} still runs configuration v{} after 30 s (catalog at v{version})", status.config_version);
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-    println!("   every node runs federation configuration v{version} (signed by the catalog, verified by each node)");
-    Ok(())
-}
-
-/// Waits, bounded, until every node has shipped its whole access log to the catalog.
-async fn wait_for_shipping(auditor: &ExchangeClient) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    for dept in [PSB, AMR, PNR] {
-        loop {
-            let status = auditor.log_status(dept).await.with_context(|| format!("status of {dept}"))?;
-            if status.lag == 0 {
-                println!("   {dept}: {} entries written, all shipped", status.last_written);
-                break;
-            }
-            if Instant::now() > deadline {
-                bail!("{dept} has {} entries not shipped after 30 s: {}", status.lag, status.last_error);
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
     }
     Ok(())
 }
@@ -569,10 +453,12 @@ pub async fn business_opening(
 
 /// Shows the audit trail of both applications from the central log, with inclusion
 /// proofs verified against the signed tree head.
-pub async fn audit_trail(clients: &BTreeMap<&'static str, ExchangeClient>) -> anyhow::Result<bool> {
+pub async fn audit_trail(net: &Localnet, clients: &BTreeMap<&'static str, ExchangeClient>) -> anyhow::Result<bool> {
     step("the audit trail in the central log (who read what, when and why), with proofs");
     let auditor = &clients[AUDIT];
-    wait_for_shipping(auditor).await?;
+    for (dept, status) in net.wait_for_shipping().await? {
+        println!("   {dept}: {} log entries written, all shipped", status.last_written);
+    }
     let mut all_ok = true;
     for (trace, expected) in [("ZL-2026-000123", 3usize), ("KB-2026-000456", 3usize)] {
         let entries: Vec<LogEntry> = auditor
@@ -618,11 +504,12 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<bool> {
     let data = data::generate(opts.persons as usize);
     let (fed, clients) = start(&opts).await?;
     grant_everything(&clients).await?;
-    wait_for_configuration(&clients[AUDIT]).await?;
+    let version = fed.wait_for_configuration().await?;
+    println!("   every node runs federation configuration v{version} (signed by the catalog, verified by each node)");
     import_data(&clients, &data).await?;
     let rental = rental_filing(&clients, &data).await?;
     let opening = business_opening(&clients, &data).await?;
-    let audit = audit_trail(&clients).await?;
+    let audit = audit_trail(&fed, &clients).await?;
     let passed = rental && opening && audit;
     step(&format!(
         "{} ({} citizens, {} companies, {} properties; {:?} in all)",
