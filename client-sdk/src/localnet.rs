@@ -354,7 +354,8 @@ impl Localnet {
     pub async fn wait_for_configuration(&self) -> anyhow::Result<u64> {
         let operator = self.client(&self.options.operator.dept_id).await?;
         let version = operator.refresh_config().await.context("read the federation configuration")?.version();
-        self.wait_for_nodes("a configuration at least as new as the catalog's", |s| s.config_version >= version).await?;
+        self.wait_for_nodes("a configuration at least as new as the catalog's", |s| s.config_version >= version)
+            .await?;
         Ok(version)
     }
 

@@ -334,6 +334,16 @@ impl Node {
             message: "is required: give a purpose code and a reason".into(),
             reason: ReasonCode::PurposeInvalid,
         })?;
+        // The trace id first: a refusal for a bad purpose or reason must still be findable
+        // under the application's trace.
+        let trace = if ctx.trace_id.is_empty() {
+            String::new()
+        } else {
+            TraceId::parse(&ctx.trace_id)
+                .map_err(|e| NodeError::bad_request("context.trace_id", e.to_string()))?
+                .to_string()
+        };
+        event.trace_id = trace.clone();
         let purpose = PurposeCode::parse(&ctx.purpose_code).map_err(|e| NodeError::Invalid {
             field: "context.purpose_code".into(),
             message: e.to_string(),
@@ -346,14 +356,6 @@ impl Node {
             reason: ReasonCode::ReasonInvalid,
         })?;
         event.reason = reason.to_string();
-        let trace = if ctx.trace_id.is_empty() {
-            String::new()
-        } else {
-            TraceId::parse(&ctx.trace_id)
-                .map_err(|e| NodeError::bad_request("context.trace_id", e.to_string()))?
-                .to_string()
-        };
-        event.trace_id = trace.clone();
         Ok(Prepared { snap, requester: peer.dept_id, dataset: id.to_string(), schema, purpose, reason, trace, action })
     }
 

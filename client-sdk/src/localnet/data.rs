@@ -43,7 +43,6 @@ pub const SCHEMAS: [&str; 3] = [
     include_str!("../../../deploy/schemas/property-certificate.json"),
 ];
 
-
 /// One record as field name → text, ready for import.
 pub type Row = BTreeMap<String, String>;
 
