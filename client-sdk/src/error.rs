@@ -86,9 +86,11 @@ fn field_suffix(field: &str) -> String {
 }
 
 impl Error {
-    /// Whether a retry of the same call may succeed (only [`Error::Unavailable`]).
+    /// Whether a retry of the same call may succeed: [`Error::Unavailable`], and refusals
+    /// with status UNAVAILABLE (the node's configuration is stale while the catalog is away,
+    /// or its access log cannot be written), which say why in their reason.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Unavailable(_))
+        matches!(self, Error::Unavailable(_) | Error::Refused { code: Code::Unavailable, .. })
     }
 
     /// The reason code of a refusal, if this is one.
@@ -123,6 +125,11 @@ impl Error {
             | Code::ResourceExhausted
             | Code::OutOfRange
             | Code::Aborted => Error::Refused { code, reason, message, field, retry_after },
+            // A service that is up but refuses to answer for now says why (CONFIG_STALE,
+            // ACCESS_LOG_UNAVAILABLE): keep the reason, callers route on it.
+            Code::Unavailable if reason != ReasonCode::Unspecified => {
+                Error::Refused { code, reason, message, field, retry_after }
+            }
             Code::Unavailable | Code::DeadlineExceeded => Error::Unavailable(format!("{}: {message}", code_name(code))),
             Code::Ok | Code::Cancelled | Code::Unknown | Code::Internal | Code::Unimplemented | Code::DataLoss => {
                 Error::Server { code, message }
@@ -247,6 +254,15 @@ mod tests {
         assert_eq!(error.to_string(), "refused (INVALID_ARGUMENT, FIELD_NOT_GRANTED): what to fix [field fields[1]]");
         assert!(!error.is_retryable());
         assert!(Error::Unavailable("x".into()).is_retryable());
+    }
+
+    #[test]
+    fn an_unavailable_refusal_keeps_its_reason_and_may_be_retried() {
+        let error = Error::from(status(Code::Unavailable, ReasonCode::ConfigStale, "", 0));
+        assert_eq!(error.reason(), Some(ReasonCode::ConfigStale));
+        assert!(error.is_retryable());
+        let plain = Error::from(tonic::Status::unavailable("overloaded"));
+        assert!(matches!(plain, Error::Unavailable(_)), "{plain:?}");
     }
 
     #[test]

@@ -311,7 +311,7 @@ impl Localnet {
         Ok(())
     }
 
-    async fn wait_for_catalog(&self) -> anyhow::Result<ExchangeClient> {
+    async fn wait_for_catalog(&mut self) -> anyhow::Result<ExchangeClient> {
         let operator = self.options.operator.dept_id.clone();
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
@@ -323,13 +323,16 @@ impl Localnet {
                         self.log_path(CATALOG).display()
                     )
                 }
-                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+                _ => {
+                    self.check_running(CATALOG)?;
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
             }
         }
     }
 
     /// Waits until a node answers its own department with a verified configuration.
-    async fn wait_for_node(&self, dept: &str) -> anyhow::Result<()> {
+    async fn wait_for_node(&mut self, dept: &str) -> anyhow::Result<()> {
         let deadline = Instant::now() + START_TIMEOUT;
         let client = self.client(dept).await?;
         loop {
@@ -338,9 +341,27 @@ impl Localnet {
                 _ if Instant::now() > deadline => {
                     bail!("node {dept} did not come up within {START_TIMEOUT:?}: see {}", self.log_path(dept).display())
                 }
-                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+                _ => {
+                    self.check_running(dept)?;
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
             }
         }
+    }
+
+    /// Fails, quoting the end of its log, when a daemon has exited.
+    fn check_running(&mut self, name: &str) -> anyhow::Result<()> {
+        let exited = match self.processes.get_mut(name) {
+            Some(child) => child.try_wait().with_context(|| format!("check {name}"))?,
+            None => return Ok(()),
+        };
+        if let Some(status) = exited {
+            self.processes.remove(name);
+            let log = std::fs::read_to_string(self.log_path(name)).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect();
+            bail!("{name} exited ({status}): {}", tail.join("\n"));
+        }
+        Ok(())
     }
 
     /// The departments that run a node.
@@ -414,6 +435,11 @@ impl Localnet {
         }
         self.spawn(name)?;
         if name == CATALOG { self.wait_for_catalog().await.map(|_| ()) } else { self.wait_for_node(name).await }
+    }
+
+    /// The process id of a running daemon.
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        self.processes.get(name).and_then(Child::id)
     }
 
     /// The folder of every file.

@@ -21,6 +21,9 @@ use exchange_proto::v1::*;
 /// The rate limit of the grant the rate-limit case exhausts (GSC on property certificates).
 pub const TIGHT_RATE_PER_MINUTE: u32 = 2;
 
+/// The life of the short grant (the housing bureau on business licences, for rental filing).
+pub const SHORT_GRANT_MS: i64 = 3000;
+
 /// How a suite wants its federation.
 #[derive(Clone, Debug)]
 pub struct Setup {
@@ -123,24 +126,28 @@ impl TestFed {
 
     async fn grant_all(&self) {
         let in_a_year = now_ms() + 365 * 24 * 3600 * 1000;
-        for (requester, dataset, purpose, wanted, rate) in [
-            (HCB, POPULATION, RENTAL, &["id_number", "name", "status"][..], 6000),
+        for (requester, dataset, purpose, wanted, rate, expires) in [
+            (HCB, POPULATION, RENTAL, &["id_number", "name", "status"][..], 6000, in_a_year),
             (
                 HCB,
                 PROPERTY_CERTIFICATE,
                 RENTAL,
                 &["cert_no", "holder_id", "holder_name", "address", "area", "use"][..],
                 6000,
+                in_a_year,
             ),
-            (GSC, POPULATION, OPENING, &["name", "birth_date", "status"][..], 6000),
+            (GSC, POPULATION, OPENING, &["name", "birth_date", "status"][..], 6000, in_a_year),
             (
                 GSC,
                 BUSINESS_LICENCE,
                 OPENING,
                 &["licence_no", "credit_code", "entity_name", "status", "founded"][..],
                 6000,
+                in_a_year,
             ),
-            (GSC, PROPERTY_CERTIFICATE, OPENING, &["cert_no", "area"][..], TIGHT_RATE_PER_MINUTE),
+            (GSC, PROPERTY_CERTIFICATE, OPENING, &["cert_no", "area"][..], TIGHT_RATE_PER_MINUTE, in_a_year),
+            // Expires moments after the federation is up: the expired-grant case.
+            (HCB, BUSINESS_LICENCE, RENTAL, &["licence_no", "status"][..], 6000, now_ms() + SHORT_GRANT_MS),
         ] {
             let grant = self
                 .client(requester)
@@ -150,7 +157,7 @@ impl TestFed {
                     fields: strings(wanted),
                     consent_required: false,
                     rate_limit_per_minute: rate,
-                    expires_at_unix_ms: in_a_year,
+                    expires_at_unix_ms: expires,
                     legal_basis: "《优化营商环境条例》".into(),
                     service_item: purpose.into(),
                 })

@@ -149,6 +149,27 @@ async fn every_refusal_is_precise_returns_no_data_and_is_logged() {
         &["status"],
     );
 
+    // The short grant has expired by now, or will within its life: wait for it, bounded.
+    let licence_no = fed.data.businesses[0]["licence_no"].clone();
+    let expired_grant = wait_for("the short grant expires", Duration::from_secs(30), || {
+        let hcb = hcb.clone();
+        let licence_no = licence_no.clone();
+        async move {
+            let result = hcb
+                .run_query(NodeQuery::Licence(GetLicenceRequest {
+                    context: ctx(RENTAL, "grant-expired"),
+                    dataset: BUSINESS_LICENCE.into(),
+                    licence_id: licence_no,
+                    fields: vec!["status".into()],
+                    consent_token: String::new(),
+                }))
+                .await;
+            result.is_err().then_some(result)
+        }
+    })
+    .await;
+    case("grant-expired", expired_grant, Code::PermissionDenied, ReasonCode::GrantExpired, &["expired"]);
+
     // Consent tokens.
     case(
         "token-missing",
@@ -404,7 +425,11 @@ async fn every_refusal_is_precise_returns_no_data_and_is_logged() {
 
     // Every refusal with a known caller is in the central log, once, refused, with its reason.
     for expect in &logged {
-        let entries = fed.central_entries(&expect.trace).await;
+        let mut entries = fed.central_entries(&expect.trace).await;
+        if expect.trace == "grant-expired" {
+            // Queries before the expiry were served, under the same trace.
+            entries.retain(|e| e.outcome != Outcome::Served as i32);
+        }
         assert_eq!(entries.len(), 1, "{}: {entries:?}", expect.trace);
         let e = &entries[0];
         assert_eq!(e.outcome, Outcome::Refused as i32, "{}", expect.trace);

@@ -82,6 +82,7 @@ fn exit_code(error: &anyhow::Error) -> u8 {
     for cause in error.chain() {
         if let Some(e) = cause.downcast_ref::<Error>() {
             return match e {
+                Error::Refused { code: tonic::Code::Unavailable, .. } => 3,
                 Error::Refused { .. } | Error::Tls(_) => 2,
                 Error::Unavailable(_) | Error::Server { .. } | Error::Transport(_) => 3,
                 Error::BadSignature(_) | Error::Proof(_) => 4,

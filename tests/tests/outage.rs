@@ -1,0 +1,81 @@
+//! A catalog outage: nodes keep serving from their cached, verified configuration up to the
+//! configured maximum age, then refuse with UNAVAILABLE; when the catalog returns they serve
+//! again and their shippers catch up, every entry in the central log exactly once, the log
+//! before the outage a prefix of the log after it (consistency proof).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use exchange_client_sdk::localnet::CATALOG;
+use exchange_client_sdk::localnet::data::{AUDIT, HCB, POPULATION, PSB, RENTAL};
+use exchange_client_sdk::log::verify_consistency_proof;
+use exchange_proto::v1::*;
+use exchange_tests::*;
+
+/// The smallest maximum age a node accepts.
+const MAX_AGE_SECS: u64 = 5;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_serve_from_cache_then_refuse_and_catch_up_after_the_outage() {
+    let mut fed = TestFed::start(Setup { config_max_age_secs: MAX_AGE_SECS, ..Setup::default() }).await;
+    let landlord_id = fed.landlord().0["id_number"].clone();
+    let (_, token) = fed.consent_token(HCB, &landlord_id, &[POPULATION], &["name"], RENTAL, POPULATION).await;
+    let hcb = fed.client(HCB).clone();
+    let auditor = fed.client(AUDIT).clone();
+    hcb.run_query(record_query(&landlord_id, &["name"], &token, "before")).await.must("served before");
+    fed.net.wait_for_shipping().await.must("shipped before");
+    let before = auditor.verified_tree_head(None).await.must("tree head before");
+
+    fed.net.kill(CATALOG).await.must("stop the catalog");
+    // Served from the cached configuration, signed answers as ever.
+    hcb.run_query(record_query(&landlord_id, &["name"], &token, "during")).await.must("served during the outage");
+    // Past the maximum age: refused, UNAVAILABLE with CONFIG_STALE.
+    let error = wait_for("the configuration goes stale", Duration::from_secs(30), || {
+        let hcb = hcb.clone();
+        let token = token.clone();
+        let id = landlord_id.clone();
+        async move { hcb.run_query(record_query(&id, &["name"], &token, "stale")).await.err() }
+    })
+    .await;
+    assert_eq!(error.reason(), Some(ReasonCode::ConfigStale), "{error}");
+    assert!(matches!(error, exchange_client_sdk::Error::Refused { code: tonic::Code::Unavailable, .. }), "{error}");
+    let status = fed.client(PSB).log_status(PSB).await.must("status during the outage");
+    assert!(status.lag >= 2, "the entries of the outage wait to be shipped: {status:?}");
+    assert!(!status.last_error.is_empty(), "the shipper reports why it cannot ship: {status:?}");
+
+    fed.net.restart(CATALOG).await.must("restart the catalog");
+    wait_for("the node serves again", Duration::from_secs(30), || {
+        let hcb = hcb.clone();
+        let token = token.clone();
+        let id = landlord_id.clone();
+        async move { hcb.run_query(record_query(&id, &["name"], &token, "after")).await.ok() }
+    })
+    .await;
+    let shipped = fed.net.wait_for_shipping().await.must("catch up");
+
+    // Every node entry is in the central log exactly once.
+    let log = fed.whole_log().await;
+    let mut seen: BTreeMap<(String, u64), u32> = BTreeMap::new();
+    for entry in &log {
+        let e = entry.event.as_ref().expect("event");
+        if e.recorder != exchange_client_sdk::localnet::CATALOG_ID {
+            *seen.entry((e.recorder.clone(), e.sequence)).or_default() += 1;
+        }
+    }
+    for (dept, status) in &shipped {
+        for sequence in 1..=status.last_written {
+            assert_eq!(seen.get(&(dept.clone(), sequence)), Some(&1), "{dept} entry {sequence}");
+        }
+    }
+    assert!(seen.values().all(|n| *n == 1), "an entry doubled");
+    for trace in ["during", "stale"] {
+        assert!(!fed.central_entries(trace).await.is_empty(), "{trace} entries shipped after the outage");
+    }
+
+    // The log after the outage extends the log before it.
+    let after = auditor.verified_tree_head(None).await.must("tree head after");
+    assert!(after.size() > before.size());
+    let proof = auditor.consistency_proof(before.size(), after.size()).await.must("consistency proof");
+    verify_consistency_proof(&proof, before.size(), before.root(), &after)
+        .must("the log before is a prefix of the log after");
+}
