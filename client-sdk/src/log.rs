@@ -131,17 +131,23 @@ pub async fn audit_verify_all(
     let size = head.size();
     let mut tree = MemoryTree::new();
     let mut first_bad: Option<(u64, String)> = None;
-    while tree.size() < size {
+    let proof = |m: u64| client.consistency_proof(m, size);
+    'read: while tree.size() < size {
         let start = tree.size();
         let count = u32::try_from((size - start).min(u64::from(ENTRIES_PER_CALL))).unwrap_or(ENTRIES_PER_CALL);
         let entries = client.log_entries(start, count).await?;
-        if entries.is_empty() {
-            return Err(Error::Proof(format!("the log ends at {start} entries, before the signed size {size}")));
-        }
-        for entry in entries.iter().take((size - start) as usize) {
+        // A missing entry (a gap in the indices, or the log ending early): nothing after it
+        // can be rebuilt, so the report names the first bad entry up to there.
+        let page: Vec<&LogEntry> = entries.iter().take((size - start) as usize).collect();
+        let gap = if page.is_empty() {
+            Some(start)
+        } else {
+            (0u64..).zip(&page).find(|(i, e)| e.index != start + i).map(|(i, _)| start + i)
+        };
+        for entry in page {
             let expected = tree.size();
-            if entry.index != expected {
-                return Err(Error::Proof(format!("asked for entry {expected}, got entry {}", entry.index)));
+            if Some(expected) == gap {
+                break;
             }
             if first_bad.is_none()
                 && let Err(e) = check_entry(entry)
@@ -151,10 +157,20 @@ pub async fn audit_verify_all(
             tree.append(&entry.leaf);
         }
         progress(tree.size(), size);
+        if let Some(missing) = gap {
+            if first_bad.is_none() {
+                first_bad = Some(if missing > 0 && !prefix_verifies(&tree, head, missing, &proof).await? {
+                    find_divergence(&tree, head, missing, &proof).await?
+                } else {
+                    (missing, format!("entry {missing} is missing from the log"))
+                });
+            }
+            break 'read;
+        }
     }
     let recomputed = tree.root();
     if first_bad.is_none() && recomputed != head.root() {
-        first_bad = Some(find_divergence(&tree, head, |m| client.consistency_proof(m, size)).await?);
+        first_bad = Some(find_divergence(&tree, head, size, &proof).await?);
     }
     let (first_bad_index, problem) = match first_bad {
         Some((i, p)) => (Some(i), Some(p)),
@@ -170,24 +186,31 @@ pub async fn audit_verify_all(
     })
 }
 
-/// The smallest prefix of the rebuilt tree that is not a prefix of the signed tree ends
-/// with the first bad entry. "Prefix `m` is good" is monotone, so binary search applies;
-/// `proof(m)` fetches the consistency proof from size `m` to the head's size.
-async fn find_divergence<F, Fut>(tree: &MemoryTree, head: &Checkpoint, proof: F) -> Result<(u64, String)>
+/// Whether the prefix of size `m` of the rebuilt tree is a prefix of the signed tree.
+async fn prefix_verifies<F, Fut>(tree: &MemoryTree, head: &Checkpoint, m: u64, proof: &F) -> Result<bool>
 where
     F: Fn(u64) -> Fut,
     Fut: std::future::Future<Output = Result<ConsistencyProof>>,
 {
-    let size = head.size();
-    // Invariant: prefix `good` verifies (0 trivially), prefix `bad` does not (`size` known).
-    let (mut good, mut bad) = (0u64, size);
+    let root = tree.root_at(m).map_err(|e| Error::Proof(e.to_string()))?;
+    let p = proof(m).await?;
+    Ok(p.new_size == head.size()
+        && hashes(&p.path).is_ok_and(|p| verify_consistency(m, head.size(), &p, root, head.root()).is_ok()))
+}
+
+/// The smallest prefix of the rebuilt tree that is not a prefix of the signed tree ends
+/// with the first bad entry. "Prefix `m` is good" is monotone, so binary search applies
+/// between 0 (good) and `bad`, a size known not to verify; `proof(m)` fetches the
+/// consistency proof from size `m` to the head's size.
+async fn find_divergence<F, Fut>(tree: &MemoryTree, head: &Checkpoint, bad: u64, proof: &F) -> Result<(u64, String)>
+where
+    F: Fn(u64) -> Fut,
+    Fut: std::future::Future<Output = Result<ConsistencyProof>>,
+{
+    let (mut good, mut bad) = (0u64, bad);
     while bad - good > 1 {
         let m = good + (bad - good) / 2;
-        let root = tree.root_at(m).map_err(|e| Error::Proof(e.to_string()))?;
-        let p = proof(m).await?;
-        let ok = p.new_size == size
-            && hashes(&p.path).is_ok_and(|p| verify_consistency(m, size, &p, root, head.root()).is_ok());
-        if ok {
+        if prefix_verifies(tree, head, m, proof).await? {
             good = m;
         } else {
             bad = m;
@@ -234,7 +257,7 @@ mod tests {
                 }
                 read.append(&leaf);
             }
-            let found = find_divergence(&read, &h, |m| {
+            let found = find_divergence(&read, &h, 13, &|m| {
                 let path = genuine.consistency_proof(m, 13).map(|p| p.iter().map(|x| x.as_bytes().to_vec()).collect());
                 async move { Ok(ConsistencyProof { old_size: m, new_size: 13, path: path.unwrap_or_default() }) }
             })
