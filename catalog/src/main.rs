@@ -41,6 +41,11 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        // A log line that cannot be written (disk full, file-size limit) is dropped: the
+        // subscriber must not report it on stderr, which panics when stderr is the same
+        // unwritable file, in the middle of a request.
+        .log_internal_errors(false)
         .init();
     exchange_pki::install_crypto_provider();
     let cli = Cli::parse();

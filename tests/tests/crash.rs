@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use exchange_client_sdk::localnet::data::{self, HCB, POPULATION, PSB, RENTAL};
 use exchange_client_sdk::NodeAnswer;
+use exchange_client_sdk::localnet::data::{self, HCB, POPULATION, PSB, RENTAL};
 use exchange_tests::*;
 
 /// Queries each driver sends at most (the kill comes well before).
@@ -61,7 +61,8 @@ async fn sigkill_under_load_loses_no_log_entry_and_leaves_no_partial_import() {
     fed.net.restart(PSB).await.must("restart after the first kill");
     let psb = fed.client(PSB).clone();
     let before = population_count(&psb).await;
-    let newcomers: Vec<data::Row> = data::generate(fed.data.persons.len() + 20_000).persons.split_off(fed.data.persons.len());
+    let newcomers: Vec<data::Row> =
+        data::generate(fed.data.persons.len() + 20_000).persons.split_off(fed.data.persons.len());
     let (header, chunks) = import_request(POPULATION, "crash-import", &newcomers, None);
     let sent = Arc::new(AtomicU64::new(0));
     let import = {

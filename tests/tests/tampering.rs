@@ -40,7 +40,10 @@ async fn an_altered_or_removed_entry_is_named_by_audit_verify() {
     let landlord_id = fed.landlord().0["id_number"].clone();
     let (_, token) = fed.consent_token(HCB, &landlord_id, &[POPULATION], &["name"], RENTAL, POPULATION).await;
     for i in 0..5 {
-        fed.client(HCB).run_query(record_query(&landlord_id, &["name"], &token, &format!("tamper-{i}"))).await.must("query");
+        fed.client(HCB)
+            .run_query(record_query(&landlord_id, &["name"], &token, &format!("tamper-{i}")))
+            .await
+            .must("query");
     }
     fed.net.wait_for_shipping().await.must("shipping");
     let (code, text) = audit_verify(&fed);
