@@ -1,7 +1,6 @@
 //! The node over real mTLS and real RocksDB, against a real in-process catalog.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,7 +38,7 @@ struct Fed {
 }
 
 fn schema_json(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/schemas").join(name);
+    let path = manifest_dir().join("../deploy/schemas").join(name);
     std::fs::read_to_string(&path).expect("schema file")
 }
 
@@ -683,4 +682,12 @@ async fn unwritable_access_log_refuses_and_rate_limit_applies() {
     if let Some(c) = f.catalog {
         c.stop().await.expect("stop catalog");
     }
+}
+
+/// This package's folder, read when the test runs (cargo sets it): the compile-time value
+/// would name whichever clone first built this binary, the target folder being shared.
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
 }

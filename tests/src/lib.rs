@@ -246,6 +246,22 @@ impl TestFed {
         entries
     }
 
+    /// Runs the `exchange` command line as `dept` (its profile in the federation's folder):
+    /// exit code, standard output, standard error.
+    pub fn cli(&self, dept: &str, args: &[&str]) -> (i32, String, String) {
+        let out = std::process::Command::new(default_bin_dir().must("binaries").join("exchange"))
+            .arg("--profile")
+            .arg(self.net.profile_path(dept))
+            .args(args)
+            .output()
+            .must("run the exchange command line");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     /// A citizen with a normal status who holds a property certificate, and that certificate.
     pub fn landlord(&self) -> (&Row, &Row) {
         self.data

@@ -2,11 +2,10 @@
 //! behind its back is detected by `exchange audit verify`, which names the first bad index
 //! and exits with 4 (verification failure).
 
-use std::process::Command;
-
 use exchange_catalog::db::{LOG_LEAVES, TABLES};
+use exchange_client_sdk::localnet::CATALOG;
+use exchange_client_sdk::localnet::data::PSB;
 use exchange_client_sdk::localnet::data::{AUDIT, HCB, POPULATION, RENTAL};
-use exchange_client_sdk::localnet::{CATALOG, default_bin_dir};
 use exchange_proto::v1::QueryAccessLogRequest;
 use exchange_store::keys::encode_u64;
 use exchange_store::{Durability, KvStore, RocksStore, WriteBatch};
@@ -14,14 +13,8 @@ use exchange_tests::*;
 
 /// Runs `exchange audit verify` as the auditor: (exit code, stdout + stderr).
 fn audit_verify(fed: &TestFed) -> (i32, String) {
-    let out = Command::new(default_bin_dir().must("binaries").join("exchange"))
-        .arg("--profile")
-        .arg(fed.net.profile_path(AUDIT))
-        .args(["audit", "verify"])
-        .output()
-        .expect("run exchange audit verify");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    (out.status.code().unwrap_or(-1), text)
+    let (code, out, err) = fed.cli(AUDIT, &["audit", "verify"]);
+    (code, format!("{out}{err}"))
 }
 
 /// Changes the catalog's storage while the catalog is stopped, then starts it again.
@@ -48,6 +41,15 @@ async fn an_altered_or_removed_entry_is_named_by_audit_verify() {
     fed.net.wait_for_shipping().await.must("shipping");
     let (code, text) = audit_verify(&fed);
     assert_eq!(code, 0, "an untouched log verifies:\n{text}");
+    // The auditor sees each node's shipping state from the command line.
+    let (code, out, err) = fed.cli(AUDIT, &["--json", "audit", "node-status", PSB]);
+    assert_eq!(code, 0, "{err}");
+    let status: serde_json::Value = serde_json::from_str(&out).must("node-status JSON");
+    assert_eq!(status["lag"], 0, "{out}");
+    assert!(status["last_written"].as_u64().is_some_and(|n| n >= 5), "{out}");
+    // A department may not read another's node status.
+    let (code, _, err) = fed.cli(HCB, &["audit", "node-status", PSB]);
+    assert_eq!(code, 2, "refused: {err}");
 
     let index_of = |trace: &'static str| {
         let auditor = fed.client(AUDIT).clone();

@@ -84,6 +84,13 @@ pub enum AuditCommand {
     },
     /// Re-check the whole log against its signed tree head, naming the first bad entry.
     Verify,
+    /// A node's access-log shipping and configuration status (the node's own department or
+    /// an auditor): entries written, shipped, the lag, the last shipping error, and the
+    /// version and age of its federation configuration.
+    NodeStatus {
+        /// The node's department id.
+        dept: String,
+    },
     /// A subject's "who read my data" view (portal).
     Subject {
         /// person or organisation.
@@ -239,6 +246,18 @@ pub async fn run(
                 ))
                 .into());
             }
+        }
+        AuditCommand::NodeStatus { dept } => {
+            let s = client.log_status(&dept).await?;
+            out.show(&json!({
+                "node": dept,
+                "last_written": s.last_written,
+                "last_shipped": s.last_shipped,
+                "lag": s.lag,
+                "last_error": s.last_error,
+                "config_version": s.config_version,
+                "config_age_ms": s.config_age_ms,
+            }));
         }
         AuditCommand::Subject { kind, id, from_ms, page_size, page_token } => {
             let r = client
