@@ -485,13 +485,24 @@ impl Node {
         Ok(answer)
     }
 
-    /// Runs one item: on failure the refusal is logged.
-    async fn item<A: Answer>(&self, p: &Prepared, run: impl std::future::Future<Output = Result<A>>) -> Result<A> {
+    /// Runs one item: on failure the refusal is logged, with the digest of the subject the
+    /// request named (when it is a well-formed id), so that a subject's "who read my data"
+    /// view also shows the attempts that were refused.
+    async fn item<A: Answer>(
+        &self,
+        p: &Prepared,
+        named: Option<&Subject>,
+        run: impl std::future::Future<Output = Result<A>>,
+    ) -> Result<A> {
         let result = run.await;
         if let Err(err) = &result
             && err.reason() != ReasonCode::AccessLogUnavailable
         {
-            self.log_refusal(self.prepared_event(p), err).await;
+            let mut event = self.prepared_event(p);
+            if let Some(subject) = named.and_then(|s| parse_subject("subject", Some(s)).ok()) {
+                event.subject_digest = self.subject_digest(&subject).unwrap_or_default();
+            }
+            self.log_refusal(event, err).await;
         }
         result
     }
@@ -543,7 +554,7 @@ impl Node {
         fields: &[String],
         token: &str,
     ) -> Result<LicenceAnswer> {
-        self.item(p, async {
+        self.item(p, None, async {
             let id =
                 LicenceId::parse(licence_id).map_err(|e| NodeError::bad_ident(format!("{prefix}licence_id"), e))?;
             let requested = requested_set(&format!("{prefix}fields"), fields)?;
@@ -576,7 +587,7 @@ impl Node {
         fields: &[String],
         token: &str,
     ) -> Result<VerifyLicenceAnswer> {
-        self.item(p, async {
+        self.item(p, holder, async {
             let id =
                 LicenceId::parse(licence_id).map_err(|e| NodeError::bad_ident(format!("{prefix}licence_id"), e))?;
             let claimed = match holder {
@@ -640,7 +651,7 @@ impl Node {
         fields: &[String],
         token: &str,
     ) -> Result<ListLicencesAnswer> {
-        self.item(p, async {
+        self.item(p, holder, async {
             let holder = parse_subject(&format!("{prefix}holder"), holder)?;
             let requested = requested_set(&format!("{prefix}fields"), fields)?;
             let decision = self.policy(p, &requested)?;
@@ -680,7 +691,7 @@ impl Node {
         fields: &[String],
         token: &str,
     ) -> Result<RecordAnswer> {
-        self.item(p, async {
+        self.item(p, subject, async {
             let subject = parse_subject(&format!("{prefix}subject"), subject)?;
             let requested = requested_set(&format!("{prefix}fields"), fields)?;
             let decision = self.policy(p, &requested)?;
@@ -713,7 +724,7 @@ impl Node {
         claims: &[ClaimedValue],
         token: &str,
     ) -> Result<MatchAnswer> {
-        self.item(p, async {
+        self.item(p, subject, async {
             let subject = parse_subject(&format!("{prefix}subject"), subject)?;
             if claims.is_empty() {
                 return Err(NodeError::bad_request(format!("{prefix}claims"), "at least one claim is required"));

@@ -435,6 +435,19 @@ async fn every_refusal_is_precise_returns_no_data_and_is_logged() {
         assert_eq!(e.outcome, Outcome::Refused as i32, "{}", expect.trace);
         assert_eq!(e.reason_code, expect.reason as i32, "{}", expect.trace);
         assert!(e.fields.is_empty(), "{}: a refusal returns no field", expect.trace);
+        // Refusals of a query that named a well-formed subject carry its digest, so that the
+        // subject's own view shows attempts too; never the id in clear.
+        let names_subject = expect.trace.starts_with("token-")
+            || ["no-grant", "purpose-not-granted", "field-not-granted", "field-not-consented"]
+                .contains(&expect.trace.as_str());
+        assert_eq!(
+            !e.subject_digest.is_empty(),
+            names_subject,
+            "{}: subject digest {:?}",
+            expect.trace,
+            e.subject_digest
+        );
+        assert!(!e.subject_digest.contains(&landlord_id), "{}", expect.trace);
     }
     let served = fed.central_entries("ok-1").await;
     assert_eq!(served.len(), 1);
