@@ -66,6 +66,16 @@ async fn main() -> anyhow::Result<()> {
                 loaded.catalog_id,
                 loaded.listen
             );
+            // What nodes, SDKs and auditors pin: derived here so that nobody needs the
+            // private key file to learn them.
+            println!(
+                "catalog public key (nodes' catalog_public_key, clients' --catalog-key): {}",
+                hex::encode(loaded.signing_key.verifying_key().as_bytes())
+            );
+            let signer =
+                exchange_core::checkpoint::NoteSigner::new(loaded.log_origin.clone(), loaded.signing_key.clone())
+                    .map_err(|e| anyhow::anyhow!("setting log_origin: {e}"))?;
+            println!("access log verifier key (auditors' --log-key): {}", signer.verifier().to_vkey());
             Ok(())
         }
         Command::Keygen { dir } => {
@@ -78,9 +88,10 @@ async fn main() -> anyhow::Result<()> {
             write_secret(&dir.join("subject-digest.key"), hex::encode(digest).as_bytes())
                 .context("write digest key")?;
             println!(
-                "wrote {} and {}",
+                "wrote {} and {}; catalog public key {} (pin it in every node and client)",
                 dir.join("catalog-signing.pem").display(),
-                dir.join("subject-digest.key").display()
+                dir.join("subject-digest.key").display(),
+                hex::encode(key.verifying_key().as_bytes())
             );
             Ok(())
         }

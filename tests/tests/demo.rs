@@ -37,6 +37,20 @@ fn the_demo_runs_both_scenarios_and_verifies_the_audit_trail() {
         assert!(stdout.contains(expected), "missing {expected:?} in\n{stdout}");
     }
     assert_eq!(stdout.matches("inclusion ✔").count(), 6, "{stdout}");
+    // The operator learns what to pin from check-config, without handing out the key file.
+    let check = Command::new(bin_dir.join("exchange-catalog"))
+        .args(["check-config", "--config"])
+        .arg(dir.path().join("federation/catalog.toml"))
+        .output()
+        .expect("run exchange-catalog check-config");
+    let checked = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{checked}{}", String::from_utf8_lossy(&check.stderr));
+    let pinned = stdout.split("pinned key ").nth(1).and_then(|s| s.get(..64)).expect("the demo prints the pinned key");
+    assert!(
+        checked.contains(&format!("catalog public key (nodes' catalog_public_key, clients' --catalog-key): {pinned}")),
+        "{checked}"
+    );
+    assert!(checked.contains("access log verifier key (auditors' --log-key): localnet.exchange.sz/log+"), "{checked}");
     assert!(!stdout.contains('✘'), "{stdout}");
     // Personal data never reaches a daemon's log: the demo data is deterministic, so every
     // resident id it holds can be looked for.
