@@ -26,7 +26,7 @@ use exchange_pki::TlsFiles;
 use exchange_proto::v1::*;
 
 const POPULATION: &str = "gov.sz.psb/population";
-const PROPERTY: &str = "gov.sz.nr/property-certificate";
+const PROPERTY: &str = "gov.sz.pnr/property-certificate";
 /// The service item code of rental filing (房屋租赁登记备案).
 const PURPOSE: &str = "SZ-HCB-ZLBA-001";
 

@@ -18,6 +18,8 @@ use exchange_client_sdk::{Error, ExchangeClient, NodeAnswer, NodeQuery};
 use exchange_core::token::{ConsentClaims, TokenIssuer};
 use exchange_proto::v1::*;
 
+pub use exchange_client_sdk::localnet::data::import_request;
+
 /// The rate limit of the grant the rate-limit case exhausts (GSC on property certificates).
 pub const TIGHT_RATE_PER_MINUTE: u32 = 2;
 
@@ -281,38 +283,6 @@ impl TestFed {
     pub fn citizen(&self, i: usize) -> &Row {
         &self.data.persons[i]
     }
-}
-
-/// An import of `rows` as the SDK sends it (chunks of 1000 records).
-pub fn import_request(
-    dataset: &str,
-    import_id: &str,
-    rows: &[Row],
-    valid_from: Option<&str>,
-) -> (ImportHeader, Vec<ImportChunk>) {
-    let chunks = rows
-        .chunks(1000)
-        .enumerate()
-        .map(|(c, chunk)| ImportChunk {
-            records: chunk
-                .iter()
-                .enumerate()
-                .map(|(i, row)| ImportRecord {
-                    line: (c * 1000 + i + 1) as u64,
-                    fields: row.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-                    valid_from: valid_from.and_then(|f| row.get(f).cloned()).unwrap_or_default(),
-                    valid_until: String::new(),
-                })
-                .collect(),
-        })
-        .collect();
-    let header = ImportHeader {
-        dataset: dataset.into(),
-        format: ImportFormat::JsonLines as i32,
-        source_name: "e2e".into(),
-        import_id: import_id.into(),
-    };
-    (header, chunks)
 }
 
 /// A population-record query for `subject` by the housing bureau.

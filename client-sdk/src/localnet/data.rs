@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use exchange_core::ident::{CreditCode, ResidentId};
-use exchange_proto::v1::Role;
+use exchange_proto::v1::{ImportChunk, ImportFormat, ImportHeader, ImportRecord, Role};
 
 use super::{DatasetSpec, LocalnetOptions, MemberSpec};
 
@@ -246,4 +246,40 @@ pub fn generate(persons: usize) -> DemoData {
         }
     }
     data
+}
+
+/// Records per import chunk.
+const CHUNK: usize = 1000;
+
+/// An import of `rows` into `dataset` as the SDK sends it: the header, then chunks of 1000
+/// records numbered from line 1. `valid_from` names the field that gives a licence's
+/// validity start, if any.
+pub fn import_request(
+    dataset: &str,
+    import_id: &str,
+    rows: &[Row],
+    valid_from: Option<&str>,
+) -> (ImportHeader, Vec<ImportChunk>) {
+    let chunks = rows
+        .chunks(CHUNK)
+        .enumerate()
+        .map(|(c, chunk)| ImportChunk {
+            records: (1u64..)
+                .zip(chunk)
+                .map(|(i, row)| ImportRecord {
+                    line: (c * CHUNK) as u64 + i,
+                    fields: row.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                    valid_from: valid_from.and_then(|f| row.get(f).cloned()).unwrap_or_default(),
+                    valid_until: String::new(),
+                })
+                .collect(),
+        })
+        .collect();
+    let header = ImportHeader {
+        dataset: dataset.into(),
+        format: ImportFormat::JsonLines as i32,
+        source_name: "generated".into(),
+        import_id: import_id.into(),
+    };
+    (header, chunks)
 }

@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 /// How to reach the federation, and as whom.
 #[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Connection (flags, EXCHANGE_* variables or a --profile file)")]
 pub struct Conn {
     /// A TOML profile holding any of: catalog, catalog_name, catalog_key, ca, cert, key,
     /// log_key, timeout_secs (paths relative to the profile's directory).

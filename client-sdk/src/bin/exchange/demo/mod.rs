@@ -151,30 +151,9 @@ pub async fn import_data(clients: &BTreeMap<&'static str, ExchangeClient>, data:
         (PNR, "gov.sz.pnr/property-certificate", &data.properties, Some("registered")),
     ] {
         let started = Instant::now();
-        let chunks: Vec<ImportChunk> = rows
-            .chunks(1000)
-            .enumerate()
-            .map(|(c, chunk)| ImportChunk {
-                records: chunk
-                    .iter()
-                    .enumerate()
-                    .map(|(i, row)| ImportRecord {
-                        line: (c * 1000 + i + 1) as u64,
-                        fields: row.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-                        valid_from: valid_from.and_then(|f| row.get(f).cloned()).unwrap_or_default(),
-                        valid_until: String::new(),
-                    })
-                    .collect(),
-            })
-            .collect();
-        let header = ImportHeader {
-            dataset: dataset.into(),
-            format: ImportFormat::JsonLines as i32,
-            source_name: "demo".into(),
-            import_id: format!("demo-{dataset}"),
-        };
+        let (header, chunks) = data::import_request(dataset, &format!("demo-{dataset}"), rows, valid_from);
         let summary =
-            clients[dept].import(header, chunks, |_| {}).await.map_err(|e| anyhow::anyhow!("import {dataset}: {e}"))?;
+            clients[dept].import(header, chunks, |_| {}).await.with_context(|| format!("import {dataset}"))?;
         println!(
             "   {dataset:<34} {:>6} records ({} new) in {:?}",
             summary.records_read,
