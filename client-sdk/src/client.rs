@@ -20,7 +20,7 @@ use crate::log::{log_verifier, verify_tree_head};
 use crate::verify::{FederationView, verify_federation_config};
 
 /// Extra time past the deadline sent to the server before the client gives up by itself.
-const DEADLINE_GRACE: Duration = Duration::from_millis(500);
+pub(crate) const DEADLINE_GRACE: Duration = Duration::from_millis(500);
 
 /// A client of the Exchange federation, for one calling department.
 ///

@@ -8,7 +8,6 @@ use std::time::Duration;
 use exchange_proto::canonical::SignedAnswer;
 use exchange_proto::v1::node_client::NodeClient;
 use exchange_proto::v1::*;
-use tokio_stream::StreamExt as _;
 use tonic::transport::Channel;
 
 use crate::client::{ExchangeClient, NodeTarget, provider_of};
@@ -300,32 +299,61 @@ impl ExchangeClient {
     /// Imports records into one of the caller's own datasets on its node: the header, then
     /// the chunks, all or nothing. Never retried. `progress(records_sent)` is called as
     /// chunks leave. A bad record is refused (INVALID_ARGUMENT) with its line and field.
+    /// For files too large to hold in memory, use [`ExchangeClient::import_stream`].
     pub async fn import<P>(&self, header: ImportHeader, chunks: Vec<ImportChunk>, progress: P) -> Result<ImportSummary>
     where
         P: Fn(u64) + Clone + Send + Sync + 'static,
     {
+        self.import_stream(header, futures::stream::iter(chunks.into_iter().map(Ok)), progress).await
+    }
+
+    /// Imports records as they are produced, in bounded memory: `chunks` is consumed as the
+    /// node takes them. If it yields an error (a bad line of the source, say), the call is
+    /// cancelled, so that the node discards what it staged, and that error is returned:
+    /// nothing of the import is kept. Never retried.
+    pub async fn import_stream<S, P>(&self, header: ImportHeader, chunks: S, progress: P) -> Result<ImportSummary>
+    where
+        S: futures::Stream<Item = Result<ImportChunk>> + Send + 'static,
+        P: Fn(u64) + Clone + Send + Sync + 'static,
+    {
+        use futures::StreamExt as _;
+        use futures::future::Either;
+        use futures::stream;
+
         let target = self.node_target(&provider_of(&header.dataset)?).await?;
-        let mut messages = Vec::with_capacity(chunks.len() + 1);
-        messages.push(ImportRequest { part: Some(import_request::Part::Header(header)) });
-        messages.extend(chunks.into_iter().map(|c| ImportRequest { part: Some(import_request::Part::Chunk(c)) }));
-        // Sent once: an import is never retried, so the messages are moved, not cloned.
-        let messages = std::sync::Mutex::new(Some(messages));
-        self.call_with_deadline("Import", false, IMPORT_TIMEOUT, || {
-            let mut c = target.client.clone();
-            let progress = progress.clone();
-            let mut sent = 0u64;
-            let once = messages.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_default();
-            let stream = tokio_stream::iter(once).map(move |m| {
-                if let Some(import_request::Part::Chunk(chunk)) = &m.part {
-                    sent += chunk.records.len() as u64;
-                    progress(sent);
+        let (abort_tx, abort_rx) = tokio::sync::oneshot::channel::<Error>();
+        let mut abort_tx = Some(abort_tx);
+        let mut sent = 0u64;
+        let body = chunks.flat_map(move |item| match item {
+            Ok(chunk) => {
+                sent += chunk.records.len() as u64;
+                progress(sent);
+                Either::Left(stream::iter([ImportRequest { part: Some(import_request::Part::Chunk(chunk)) }]))
+            }
+            // Never end the request stream after a local error: a clean end would let the
+            // node commit what it received. Pend, and let the cancellation below reset it.
+            Err(error) => {
+                if let Some(tx) = abort_tx.take() {
+                    let _ = tx.send(error);
                 }
-                m
-            });
-            let mut request = tonic::Request::new(stream);
-            request.set_timeout(IMPORT_TIMEOUT);
-            async move { c.import(request).await }
-        })
-        .await
+                Either::Right(stream::pending())
+            }
+        });
+        let requests = stream::iter([ImportRequest { part: Some(import_request::Part::Header(header)) }]).chain(body);
+        // Sent once: an import is never retried.
+        let mut client = target.client.clone();
+        let mut request = tonic::Request::new(requests);
+        request.set_timeout(IMPORT_TIMEOUT);
+        let call = async move {
+            match tokio::time::timeout(IMPORT_TIMEOUT + crate::client::DEADLINE_GRACE, client.import(request)).await {
+                Ok(Ok(response)) => Ok(response.into_inner()),
+                Ok(Err(status)) => Err(Error::from(status)),
+                Err(_) => Err(Error::Unavailable(format!("Import: no answer within {IMPORT_TIMEOUT:?}"))),
+            }
+        };
+        tokio::select! {
+            result = call => result,
+            Ok(error) = abort_rx => Err(error),
+        }
     }
 }

@@ -109,6 +109,18 @@ async fn consent_query_and_import_through_the_command_line() {
     assert!(err.contains("line 1990") && err.contains("id_number"), "the refusal names the line and the field: {err}");
     assert_eq!(count().await, before, "nothing of a refused file is kept");
 
+    // A line that is not JSON at all is found while the file streams: the upload is
+    // cancelled, the node keeps nothing, and the local error names the line (exit 1).
+    write_jsonl(&file, &newcomers[..1_499]);
+    {
+        let mut f = std::fs::OpenOptions::new().append(true).open(&file).expect("append");
+        writeln!(f, "{{not json").expect("write");
+    }
+    let (code, out, err) = fed.cli(PSB, &["import", "--chunk", "100", "--dataset", POPULATION, file_arg]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("line 1500: not JSON"), "{err}");
+    assert_eq!(count().await, before, "nothing of a cancelled upload is kept");
+
     newcomers[1_989].insert("id_number".into(), good);
     write_jsonl(&file, &newcomers);
     let (code, out, err) = fed.cli(PSB, &["--json", "import", "--dataset", POPULATION, file_arg]);

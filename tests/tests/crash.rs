@@ -62,16 +62,16 @@ async fn sigkill_under_load_loses_no_log_entry_and_leaves_no_partial_import() {
     let psb = fed.client(PSB).clone();
     let before = population_count(&psb).await;
     let newcomers: Vec<data::Row> =
-        data::generate(fed.data.persons.len() + 20_000).persons.split_off(fed.data.persons.len());
+        data::generate(fed.data.persons.len() + 40_000).persons.split_off(fed.data.persons.len());
     let (header, chunks) = import_request(POPULATION, "crash-import", &newcomers, None);
     let sent = Arc::new(AtomicU64::new(0));
     let import = {
         let (psb, sent) = (psb.clone(), sent.clone());
         tokio::spawn(async move { psb.import(header, chunks, move |n| sent.store(n, Ordering::SeqCst)).await })
     };
-    wait_for("half the import sent", Duration::from_secs(60), || {
+    wait_for("an eighth of the import sent", Duration::from_secs(60), || {
         let n = sent.load(Ordering::SeqCst);
-        async move { (n >= 10_000).then_some(()) }
+        async move { (n >= 5_000).then_some(()) }
     })
     .await;
     fed.net.kill(PSB).await.must("SIGKILL the node mid-import");

@@ -1,7 +1,6 @@
 //! Imports into the caller's node and queries of providers' nodes.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
@@ -9,9 +8,10 @@ use exchange_client_sdk::ExchangeClient;
 use exchange_client_sdk::client::provider_of;
 use exchange_proto::v1::*;
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::admin::{list, subject_kind};
+use crate::importfile;
 use crate::render::{self, Out};
 
 /// `exchange import`.
@@ -34,72 +34,6 @@ pub struct ImportArgs {
     file: PathBuf,
 }
 
-/// Parsed records, with their 1-based line numbers.
-pub fn parse_file(path: &Path, bytes: &[u8]) -> anyhow::Result<(ImportFormat, Vec<ImportRecord>)> {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or_default().to_ascii_lowercase();
-    match ext.as_str() {
-        "jsonl" | "ndjson" | "json" => Ok((ImportFormat::JsonLines, parse_jsonl(bytes)?)),
-        "csv" => Ok((ImportFormat::Csv, parse_csv(bytes)?)),
-        other => bail!("{}: unknown format {other:?}: use a .jsonl or .csv file", path.display()),
-    }
-}
-
-fn record(line: u64, mut fields: HashMap<String, String>) -> ImportRecord {
-    let valid_from = fields.remove("valid_from").unwrap_or_default();
-    let valid_until = fields.remove("valid_until").unwrap_or_default();
-    ImportRecord { line, fields, valid_from, valid_until }
-}
-
-fn parse_jsonl(bytes: &[u8]) -> anyhow::Result<Vec<ImportRecord>> {
-    let text = std::str::from_utf8(bytes).context("the file is not UTF-8")?;
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let n = i as u64 + 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let value: Value = serde_json::from_str(line).with_context(|| format!("line {n}: not JSON"))?;
-        let Value::Object(map) = value else {
-            bail!("line {n}: not a JSON object");
-        };
-        let mut fields = HashMap::new();
-        for (k, v) in map {
-            let text = match v {
-                Value::Null => continue,
-                Value::String(s) => s,
-                Value::Bool(b) => b.to_string(),
-                Value::Number(x) => x.to_string(),
-                Value::Array(_) | Value::Object(_) => bail!("line {n}: field {k}: nested values are not supported"),
-            };
-            fields.insert(k, text);
-        }
-        out.push(record(n, fields));
-    }
-    Ok(out)
-}
-
-fn parse_csv(bytes: &[u8]) -> anyhow::Result<Vec<ImportRecord>> {
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(bytes);
-    let headers: Vec<String> =
-        reader.headers().context("read the CSV header row")?.iter().map(|h| h.trim().to_owned()).collect();
-    let mut out = Vec::new();
-    for row in reader.records() {
-        let row = row.map_err(|e| {
-            let line = e.position().map(|p| p.line()).unwrap_or(0);
-            anyhow::anyhow!("line {line}: {e}")
-        })?;
-        let line = row.position().map(|p| p.line()).unwrap_or(0);
-        let fields = headers
-            .iter()
-            .zip(row.iter())
-            .filter(|(_, v)| !v.is_empty())
-            .map(|(h, v)| (h.clone(), v.to_owned()))
-            .collect();
-        out.push(record(line, fields));
-    }
-    Ok(out)
-}
-
 fn bar(total: u64, out: Out, what: &str) -> ProgressBar {
     if out.json {
         return ProgressBar::hidden();
@@ -117,33 +51,74 @@ pub fn progress_bar(total: u64, out: Out, what: &str) -> ProgressBar {
     bar(total, out, what)
 }
 
-/// Runs an import.
+/// Chunks read ahead of the upload: the memory an import needs, whatever the file's size.
+const CHUNKS_AHEAD: usize = 4;
+
+/// Runs an import: the file is read as it is sent, a few chunks ahead, so that a file of
+/// any size needs the memory of a few chunks.
 pub async fn import(client: &ExchangeClient, args: ImportArgs, out: Out) -> anyhow::Result<()> {
     let ImportArgs { node, dataset, chunk, import_id, file } = args;
-    let bytes = std::fs::read(&file).with_context(|| format!("read {}", file.display()))?;
-    let (format, records) = parse_file(&file, &bytes)?;
-    if records.is_empty() {
-        bail!("{} holds no records", file.display());
+    let format = importfile::format_of(&file)?;
+    let (hash, lines) = {
+        let file = file.clone();
+        tokio::task::spawn_blocking(move || importfile::fingerprint(&file)).await.context("read the file")??
+    };
+    if lines == 0 && std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0) == 0 {
+        bail!("{} is empty", file.display());
     }
     if let Some(node) = node {
         client.set_node_endpoint(&provider_of(&dataset)?, &node);
     }
-    let total = records.len() as u64;
-    let chunks: Vec<ImportChunk> = records.chunks(chunk.max(1)).map(|c| ImportChunk { records: c.to_vec() }).collect();
     let header = ImportHeader {
         dataset,
         format: format as i32,
         source_name: file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-        import_id: import_id.unwrap_or_else(|| exchange_core::digest::sha256_hex(&bytes)[..32].to_owned()),
+        import_id: import_id.unwrap_or_else(|| hash[..32].to_owned()),
     };
-    let pb = bar(total, out, "import");
+    let (tx, rx) = tokio::sync::mpsc::channel::<exchange_client_sdk::Result<ImportChunk>>(CHUNKS_AHEAD);
+    let reader = {
+        let file = file.clone();
+        let chunk = chunk.max(1);
+        tokio::task::spawn_blocking(move || -> anyhow::Result<u64> {
+            let mut records = Vec::with_capacity(chunk);
+            let mut count = 0u64;
+            for record in importfile::records(&file)? {
+                match record {
+                    Ok(r) => records.push(r),
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(exchange_client_sdk::Error::InvalidInput(format!(
+                            "{}: {e:#}",
+                            file.display()
+                        ))));
+                        return Ok(count);
+                    }
+                }
+                count += 1;
+                if records.len() == chunk {
+                    let full = std::mem::replace(&mut records, Vec::with_capacity(chunk));
+                    if tx.blocking_send(Ok(ImportChunk { records: full })).is_err() {
+                        return Ok(count);
+                    }
+                }
+            }
+            if !records.is_empty() {
+                let _ = tx.blocking_send(Ok(ImportChunk { records }));
+            }
+            Ok(count)
+        })
+    };
+    let pb = bar(lines, out, "import");
     let progress = {
         let pb = pb.clone();
         move |sent: u64| pb.set_position(sent)
     };
-    let result = client.import(header, chunks, progress).await;
+    let result = client.import_stream(header, tokio_stream::wrappers::ReceiverStream::new(rx), progress).await;
     pb.finish_and_clear();
+    let read = reader.await.context("read the file")??;
     let summary = result.context("import refused; nothing of the file was kept")?;
+    if read == 0 {
+        bail!("{} holds no records", file.display());
+    }
     out.show(&json!({
         "dataset": summary.dataset,
         "records_read": summary.records_read,
@@ -343,33 +318,4 @@ pub async fn query(client: &ExchangeClient, command: QueryCommand, out: Out) -> 
     };
     out.show(&value);
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn jsonl_keeps_line_numbers_and_validity() {
-        let text = b"{\"a\": \"x\", \"n\": 3, \"valid_from\": \"2024-01-01\"}\n\n{\"a\": null, \"b\": true}\n";
-        let records = parse_jsonl(text).expect("parse");
-        assert_eq!(records.len(), 2);
-        assert_eq!(records[0].line, 1);
-        assert_eq!(records[0].fields.get("n").map(String::as_str), Some("3"));
-        assert_eq!(records[0].valid_from, "2024-01-01");
-        assert_eq!(records[1].line, 3);
-        assert!(!records[1].fields.contains_key("a"));
-        assert!(parse_jsonl(b"[1]\n").is_err());
-    }
-
-    #[test]
-    fn csv_keeps_line_numbers_and_skips_empty_values() {
-        let records = parse_csv(b"a,b,valid_until\nx,,2030-01-01\ny,z,\n").expect("parse");
-        assert_eq!(records.len(), 2);
-        assert_eq!(records[0].line, 2);
-        assert!(!records[0].fields.contains_key("b"));
-        assert_eq!(records[0].valid_until, "2030-01-01");
-        assert_eq!(records[1].line, 3);
-        assert!(parse_csv(b"a,b\nx\n").is_err());
-    }
 }

@@ -12,6 +12,7 @@ mod ca;
 mod connect;
 mod data;
 mod demo;
+mod importfile;
 mod render;
 
 use std::process::ExitCode;
