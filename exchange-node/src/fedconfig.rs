@@ -274,17 +274,11 @@ impl Watcher {
                     self.accept(signed).await?;
                     if !published {
                         published = true;
-                        let datasets = match self.node.datasets_with_stats().await {
-                            Ok(d) => d,
-                            Err(_) => (self.publish)(),
-                        };
-                        for dataset in datasets {
-                            let id = dataset.id.clone();
-                            if let Err(s) = client.publish_dataset(PublishDatasetRequest { dataset: Some(dataset) }).await {
-                                tracing::warn!(dataset = %id, error = %s.message(), "dataset not published");
-                            }
-                        }
+                        self.publish_datasets(&mut client).await;
                     }
+                }
+                _ = self.node.datasets_changed.notified(), if published => {
+                    self.publish_datasets(&mut client).await;
                 }
                 _ = tick.tick() => {
                     if self.state.current().is_some() {
@@ -298,6 +292,20 @@ impl Watcher {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// Publishes the node's datasets, with their live record counts and update times.
+    async fn publish_datasets(&self, client: &mut CatalogClient<Channel>) {
+        let datasets = match self.node.datasets_with_stats().await {
+            Ok(d) => d,
+            Err(_) => (self.publish)(),
+        };
+        for dataset in datasets {
+            let id = dataset.id.clone();
+            if let Err(s) = client.publish_dataset(PublishDatasetRequest { dataset: Some(dataset) }).await {
+                tracing::warn!(dataset = %id, error = %s.message(), "dataset not published");
             }
         }
     }

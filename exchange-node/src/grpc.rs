@@ -244,6 +244,9 @@ impl NodeApi for NodeGrpc {
         let span = span("import", &who);
         let stream = req.into_inner().map(|m| m.map_err(|s| s.message().to_string()));
         let result = self.node.import(who, stream).instrument(span.clone()).await;
+        if result.is_ok() {
+            self.node.datasets_changed.notify_one();
+        }
         respond(&span, result)
     }
 
@@ -251,6 +254,9 @@ impl NodeApi for NodeGrpc {
         let who = peer(&req);
         let span = span("issue_licence", &who);
         let result = self.node.issue_licence(who, req.into_inner()).instrument(span.clone()).await;
+        if result.is_ok() {
+            self.node.datasets_changed.notify_one();
+        }
         respond(&span, result)
     }
 
@@ -258,6 +264,9 @@ impl NodeApi for NodeGrpc {
         let who = peer(&req);
         let span = span("update_licence", &who);
         let result = self.node.update_licence(who, req.into_inner()).instrument(span.clone()).await;
+        if result.is_ok() {
+            self.node.datasets_changed.notify_one();
+        }
         respond(&span, result)
     }
 
@@ -265,6 +274,9 @@ impl NodeApi for NodeGrpc {
         let who = peer(&req);
         let span = span("revoke_licence", &who);
         let result = self.node.revoke_licence(who, req.into_inner()).instrument(span.clone()).await;
+        if result.is_ok() {
+            self.node.datasets_changed.notify_one();
+        }
         respond(&span, result)
     }
 
@@ -272,6 +284,9 @@ impl NodeApi for NodeGrpc {
         let who = peer(&req);
         let span = span("upsert_record", &who);
         let result = self.node.upsert_record(who, req.into_inner()).instrument(span.clone()).await;
+        if result.is_ok() {
+            self.node.datasets_changed.notify_one();
+        }
         respond(&span, result)
     }
 

@@ -40,6 +40,9 @@ pub struct Node {
     pub(crate) writer: Arc<Mutex<()>>,
     pub(crate) import_lock: tokio::sync::Mutex<()>,
     pub(crate) shipper: Arc<ShipperStatus>,
+    /// Signalled after the node's data changed (an import, a licence or record change), so
+    /// that the watcher republishes record counts and update times to the catalog.
+    pub(crate) datasets_changed: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Node {
@@ -190,6 +193,7 @@ impl Node {
             writer,
             import_lock: tokio::sync::Mutex::new(()),
             shipper,
+            datasets_changed: tokio::sync::Notify::new(),
         }
     }
 

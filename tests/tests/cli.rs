@@ -127,6 +127,16 @@ async fn consent_query_and_import_through_the_command_line() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(json(&out)["inserted"], 2_000, "{out}");
     assert_eq!(count().await, before + 2_000);
+    // The node republishes its datasets after a change: the catalog shows the new count.
+    let catalog = fed.client(HCB).clone();
+    wait_for("the catalog shows the new record count", std::time::Duration::from_secs(20), || {
+        let catalog = catalog.clone();
+        async move {
+            let d = catalog.get_dataset(POPULATION).await.ok()?;
+            (d.record_count == before + 2_000 && d.last_updated_unix_ms > 0).then_some(())
+        }
+    })
+    .await;
     let (code, out, err) = fed.cli(PSB, &["--json", "import", "--dataset", POPULATION, file_arg]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(json(&out)["inserted"], 0, "re-importing the same file changes nothing: {out}");
