@@ -32,6 +32,8 @@ fn the_demo_runs_both_scenarios_and_verifies_the_audit_trail() {
         "FIELD_NOT_GRANTED",
         "ZL-2026-000123: 3 entries",
         "KB-2026-000456: 3 entries",
+        "the citizen's own view: who read my data",
+        "gov.sz.hcb read gov.sz.pnr/property-certificate for SZ-HCB-ZLBA-001",
         "all scenarios passed (2000 citizens, 400 companies, 667 properties",
     ] {
         assert!(stdout.contains(expected), "missing {expected:?} in\n{stdout}");

@@ -201,12 +201,7 @@ fn now_ms() -> i64 {
 pub async fn rental_filing(clients: &BTreeMap<&'static str, ExchangeClient>, data: &DemoData) -> anyhow::Result<bool> {
     step("scenario 1: rental registration filing (房屋租赁登记备案), instant approval (秒批)");
     let hcb = &clients[HCB];
-    let property = data.properties.iter().find(|p| {
-        data.persons
-            .iter()
-            .any(|x| x.get("id_number") == p.get("holder_id") && x.get("status").map(String::as_str) == Some("normal"))
-    });
-    let Some(property) = property else { bail!("no property in the demo data") };
+    let Some(property) = rented_property(data) else { bail!("no property in the demo data") };
     let landlord = property.get("holder_id").cloned().unwrap_or_default();
     let tenant =
         data.persons.iter().filter_map(|p| p.get("id_number")).find(|id| **id != landlord).cloned().unwrap_or_default();
@@ -476,6 +471,55 @@ pub async fn audit_trail(net: &Localnet, clients: &BTreeMap<&'static str, Exchan
     Ok(all_ok)
 }
 
+/// The flat of the rental filing: the first certificate whose holder is a living citizen.
+fn rented_property(data: &DemoData) -> Option<&data::Row> {
+    data.properties.iter().find(|p| {
+        data.persons
+            .iter()
+            .any(|x| x.get("id_number") == p.get("holder_id") && x.get("status").map(String::as_str) == Some("normal"))
+    })
+}
+
+fn landlord_of(data: &DemoData) -> Option<String> {
+    rented_property(data).and_then(|p| p.get("holder_id").cloned())
+}
+
+/// The citizen's own view (查询记录): every read of the landlord's data, through the housing
+/// bureau's portal, found by the keyed digest of the resident id (never the id itself).
+pub async fn subject_view(clients: &BTreeMap<&'static str, ExchangeClient>, data: &DemoData) -> anyhow::Result<bool> {
+    step("the citizen's own view: who read my data, when and why (through a portal)");
+    let Some(landlord) = landlord_of(data) else { bail!("no landlord in the demo data") };
+    let view = clients[HCB]
+        .subject_access_view(SubjectAccessViewRequest { subject: person(&landlord), from_unix_ms: 0, page: None })
+        .await
+        .context("subject view")?;
+    let mut reads = 0;
+    for entry in &view.entries {
+        let Some(e) = &entry.event else { continue };
+        if e.kind != EventKind::Query as i32 {
+            continue;
+        }
+        reads += 1;
+        println!(
+            "   {} {} read {} for {} ({}): {}",
+            time_of(e.time_unix_ms),
+            e.requester,
+            e.dataset,
+            e.purpose_code,
+            e.reason,
+            Outcome::try_from(e.outcome).map(|o| o.as_str_name()).unwrap_or("?")
+        );
+    }
+    // The rental filing read the landlord's population record and property certificate.
+    Ok(reads >= 2)
+}
+
+/// The time of day in China Standard Time (UTC+8), the federation's time zone.
+fn time_of(unix_ms: i64) -> String {
+    let secs = unix_ms / 1000 + 8 * 3600;
+    format!("{:02}:{:02}:{:02} CST", (secs / 3600) % 24, (secs / 60) % 60, secs % 60)
+}
+
 /// Runs the whole demo. With `exit`, returns once the scenarios ran; otherwise keeps the
 /// federation running until Ctrl-C. Returns whether every scenario passed.
 pub async fn run(opts: DemoOptions) -> anyhow::Result<bool> {
@@ -488,7 +532,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<bool> {
     import_data(&clients, &data).await?;
     let rental = rental_filing(&clients, &data).await?;
     let opening = business_opening(&clients, &data).await?;
-    let audit = audit_trail(&fed, &clients).await?;
+    let audit = audit_trail(&fed, &clients).await? && subject_view(&clients, &data).await?;
     let passed = rental && opening && audit;
     step(&format!(
         "{} ({} citizens, {} companies, {} properties; {:?} in all)",
