@@ -417,7 +417,9 @@ async fn every_refusal_is_precise_returns_no_data_and_is_logged() {
         Ok(mut node) => {
             let status = node.get_record(get_record(&landlord_id, &token, "foreign-ca")).await.expect_err("refused");
             assert!(
-                matches!(status.code(), Code::Unavailable | Code::Unknown | Code::Unauthenticated),
+                // The handshake is refused; in TLS 1.3 the client may send its request before
+                // it reads the alert, so the call ends as whichever the connection's end looks like.
+                matches!(status.code(), Code::Unavailable | Code::Unknown | Code::Unauthenticated | Code::Cancelled),
                 "a foreign certificate must not reach a handler: {status:?}"
             );
         }
