@@ -38,23 +38,14 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        // A log line that cannot be written (disk full, file-size limit) is dropped: the
-        // subscriber must not report it on stderr, which panics when stderr is the same
-        // unwritable file, in the middle of a request.
-        .log_internal_errors(false)
-        .init();
-    exchange_pki::install_crypto_provider();
+    exchange_daemon::init();
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config } => {
             let config = CatalogConfig::load(&config)?;
             let running = exchange_catalog::server::start(config).await?;
             println!("catalog listening on {}", running.addr);
-            shutdown_signal().await;
+            exchange_daemon::shutdown_signal().await;
             tracing::info!("shutting down");
             running.stop().await
         }
@@ -95,27 +86,5 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-    }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
     }
 }
