@@ -142,6 +142,42 @@ async fn consent_query_and_import_through_the_command_line() {
     assert_eq!(json(&out)["inserted"], 0, "re-importing the same file changes nothing: {out}");
     assert_eq!(count().await, before + 2_000);
 
+    // One change at a time, as the provider's operator: a record upserted (a new version
+    // only when it changed), a licence issued then revoked.
+    let mut person: Vec<String> = Vec::new();
+    for (k, v) in &fed.data.persons[0] {
+        person.push("--field".into());
+        person.push(format!("{k}={}", if k == "address" { "深圳市南山区科技园路1号" } else { v }));
+    }
+    let mut upsert = vec!["--json", "record", "upsert", "--dataset", POPULATION];
+    upsert.extend(person.iter().map(String::as_str));
+    let (code, out, err) = fed.cli(PSB, &upsert);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!((json(&out)["version"].as_u64(), json(&out)["changed"].as_bool()), (Some(2), Some(true)), "{out}");
+    let (code, out, err) = fed.cli(PSB, &upsert);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!((json(&out)["version"].as_u64(), json(&out)["changed"].as_bool()), (Some(2), Some(false)), "{out}");
+
+    let company = &fed.data.businesses[0];
+    let mut licence: Vec<String> = Vec::new();
+    for (k, v) in company {
+        licence.push("--field".into());
+        licence.push(format!("{k}={}", if k == "licence_no" { "SZ-AMR-2026-800001" } else { v }));
+    }
+    let mut issue =
+        vec!["--json", "licence", "issue", "--dataset", data::BUSINESS_LICENCE, "--valid-from", "2026-01-01"];
+    issue.extend(licence.iter().map(String::as_str));
+    let (code, out, err) = fed.cli(data::AMR, &issue);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json(&out)["version"], 1, "{out}");
+    let revoke =
+        ["--json", "licence", "revoke", "SZ-AMR-2026-800001", "--dataset", data::BUSINESS_LICENCE, "--reason", "吊销"];
+    let (code, _, err) = fed.cli(HCB, &revoke);
+    assert_eq!(code, 2, "only the provider changes its licences: {err}");
+    let (code, out, err) = fed.cli(data::AMR, &revoke);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!((json(&out)["version"].as_u64(), json(&out)["status"].as_str()), (Some(2), Some("revoked")), "{out}");
+
     // Another department's dataset: refused, exit 2.
     let (code, _, err) = fed.cli(HCB, &["import", "--dataset", POPULATION, file_arg]);
     assert_eq!(code, 2, "{err}");

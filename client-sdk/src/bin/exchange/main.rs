@@ -13,6 +13,7 @@ mod connect;
 mod data;
 mod demo;
 mod importfile;
+mod provider;
 mod render;
 
 use std::process::ExitCode;
@@ -67,6 +68,12 @@ enum Command {
     Consent(admin::ConsentCommand),
     /// Load a JSON Lines or CSV file into one of your node's datasets.
     Import(data::ImportArgs),
+    /// Your node's licences, one change at a time: issue, update, revoke.
+    #[command(subcommand)]
+    Licence(provider::LicenceCommand),
+    /// Your node's base records, one at a time.
+    #[command(subcommand)]
+    Record(provider::RecordCommand),
     /// Query a provider's node; answers are printed only after their signature verified.
     #[command(subcommand)]
     Query(data::QueryCommand),
@@ -108,6 +115,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Grant(c) => admin::grant(&cli.conn.client().await?, c, out).await,
         Command::Consent(c) => admin::consent(&cli.conn.client().await?, c, out).await,
         Command::Import(a) => data::import(&cli.conn.client().await?, a, out).await,
+        Command::Licence(c) => provider::licence(&cli.conn.client().await?, c, out).await,
+        Command::Record(c) => provider::record(&cli.conn.client().await?, c, out).await,
         Command::Query(c) => data::query(&cli.conn.client().await?, c, out).await,
         Command::Audit(c) => {
             let verifier = cli.conn.log_verifier()?;
