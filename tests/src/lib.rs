@@ -193,20 +193,7 @@ impl TestFed {
     ) -> (Consent, String) {
         let client = self.client(requester);
         let consent = client
-            .record_consent(RecordConsentRequest {
-                subject: person(subject),
-                requester: requester.into(),
-                datasets: strings(datasets),
-                fields: strings(fields),
-                purpose_code: purpose.into(),
-                expires_at_unix_ms: now_ms() + 24 * 3600 * 1000,
-                evidence: Some(ConsentEvidence {
-                    method: ConsentMethod::FaceScan as i32,
-                    channel: ConsentChannel::Online as i32,
-                    reference: "e2e".into(),
-                }),
-                application_id: "E2E".into(),
-            })
+            .record_consent(data::face_scan_consent(subject, requester, datasets, fields, purpose, "E2E"))
             .await
             .must("record consent");
         let token = client.issue_consent_token(&consent.id, dataset).await.must("issue a consent token");

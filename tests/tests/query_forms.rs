@@ -174,28 +174,17 @@ async fn every_query_form_and_the_licence_lifecycle() {
     assert_eq!((v.answer().verdict, v.answer().version), (Verdict::Valid as i32, 1));
 
     fields.insert("entity_name".into(), "深圳市更名后有限公司".into());
-    let updated = amr
-        .update_licence(UpdateLicenceRequest {
-            dataset: BUSINESS_LICENCE.into(),
-            licence_id: "SZ-AMR-2026-900001".into(),
-            fields: fields.clone(),
-            expected_version: 1,
-            valid_from: "2026-01-01".into(),
-            valid_until: String::new(),
-        })
-        .await
-        .must("update");
+    let update = UpdateLicenceRequest {
+        dataset: BUSINESS_LICENCE.into(),
+        licence_id: "SZ-AMR-2026-900001".into(),
+        fields: fields.clone(),
+        expected_version: 1,
+        valid_from: "2026-01-01".into(),
+        valid_until: String::new(),
+    };
+    let updated = amr.update_licence(update.clone()).await.must("update");
     assert_eq!(updated.version, 2);
-    let stale = amr
-        .update_licence(UpdateLicenceRequest {
-            dataset: BUSINESS_LICENCE.into(),
-            licence_id: "SZ-AMR-2026-900001".into(),
-            fields: fields.clone(),
-            expected_version: 1,
-            valid_from: "2026-01-01".into(),
-            valid_until: String::new(),
-        })
-        .await;
+    let stale = amr.update_licence(update).await;
     assert!(stale.is_err(), "a change based on a replaced version is refused: {stale:?}");
     let read = gsc
         .get_licence(GetLicenceRequest {

@@ -7,7 +7,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use exchange_core::ident::{CreditCode, ResidentId};
-use exchange_proto::v1::{ImportChunk, ImportFormat, ImportHeader, ImportRecord, Role};
+use exchange_proto::v1::{
+    ConsentChannel, ConsentEvidence, ConsentMethod, ImportChunk, ImportFormat, ImportHeader, ImportRecord,
+    RecordConsentRequest, Role, Subject, SubjectKind,
+};
 
 use super::{DatasetSpec, LocalnetOptions, MemberSpec};
 
@@ -282,4 +285,35 @@ pub fn import_request(
         import_id: import_id.into(),
     };
     (header, chunks)
+}
+
+/// The consent a citizen gives by face scan in an online service, for a day: `subject`
+/// (a resident id) lets `requester` read `fields` of `datasets` for `purpose`, in the
+/// application `application`.
+pub fn face_scan_consent(
+    subject: &str,
+    requester: &str,
+    datasets: &[&str],
+    fields: &[&str],
+    purpose: &str,
+    application: &str,
+) -> RecordConsentRequest {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    RecordConsentRequest {
+        subject: Some(Subject { kind: SubjectKind::Person as i32, id: subject.into() }),
+        requester: requester.into(),
+        datasets: datasets.iter().map(|d| d.to_string()).collect(),
+        fields: fields.iter().map(|f| f.to_string()).collect(),
+        purpose_code: purpose.into(),
+        expires_at_unix_ms: now_ms + 24 * 3600 * 1000,
+        evidence: Some(ConsentEvidence {
+            method: ConsentMethod::FaceScan as i32,
+            channel: ConsentChannel::Online as i32,
+            reference: format!("face-{application}"),
+        }),
+        application_id: application.into(),
+    }
 }

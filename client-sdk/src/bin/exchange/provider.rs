@@ -34,6 +34,17 @@ impl Fields {
     }
 }
 
+/// A licence's validity.
+#[derive(Args, Debug)]
+pub struct Validity {
+    /// Validity start, YYYY-MM-DD.
+    #[arg(long)]
+    valid_from: String,
+    /// Validity end, YYYY-MM-DD (none: open-ended).
+    #[arg(long, default_value = "")]
+    valid_until: String,
+}
+
 /// `exchange licence`.
 #[derive(Subcommand, Debug)]
 pub enum LicenceCommand {
@@ -44,12 +55,8 @@ pub enum LicenceCommand {
         dataset: String,
         #[command(flatten)]
         fields: Fields,
-        /// Validity start, YYYY-MM-DD.
-        #[arg(long)]
-        valid_from: String,
-        /// Validity end, YYYY-MM-DD (none: open-ended).
-        #[arg(long, default_value = "")]
-        valid_until: String,
+        #[command(flatten)]
+        validity: Validity,
     },
     /// Replace a licence's fields and validity (a new version).
     Update {
@@ -60,12 +67,8 @@ pub enum LicenceCommand {
         licence_id: String,
         #[command(flatten)]
         fields: Fields,
-        /// Validity start, YYYY-MM-DD.
-        #[arg(long)]
-        valid_from: String,
-        /// Validity end, YYYY-MM-DD (none: open-ended).
-        #[arg(long, default_value = "")]
-        valid_until: String,
+        #[command(flatten)]
+        validity: Validity,
         /// Refuse the change unless this is the current version (0: any).
         #[arg(long, default_value_t = 0)]
         expected_version: u64,
@@ -108,11 +111,17 @@ fn show_change(out: Out, c: &LicenceChange) {
 /// Runs a licence command.
 pub async fn licence(client: &ExchangeClient, command: LicenceCommand, out: Out) -> anyhow::Result<()> {
     let change = match command {
-        LicenceCommand::Issue { dataset, fields, valid_from, valid_until } => client
+        LicenceCommand::Issue { dataset, fields, validity: Validity { valid_from, valid_until } } => client
             .issue_licence(IssueLicenceRequest { dataset, fields: fields.parse()?, valid_from, valid_until })
             .await
             .context("issue the licence")?,
-        LicenceCommand::Update { dataset, licence_id, fields, valid_from, valid_until, expected_version } => client
+        LicenceCommand::Update {
+            dataset,
+            licence_id,
+            fields,
+            validity: Validity { valid_from, valid_until },
+            expected_version,
+        } => client
             .update_licence(UpdateLicenceRequest {
                 dataset,
                 licence_id,

@@ -174,26 +174,9 @@ async fn consent_for(
     application: &str,
 ) -> anyhow::Result<Consent> {
     portal
-        .record_consent(RecordConsentRequest {
-            subject: person(subject),
-            requester: requester.into(),
-            datasets: fields(datasets),
-            fields: fields(wanted),
-            purpose_code: purpose.into(),
-            expires_at_unix_ms: now_ms() + 24 * 3600 * 1000,
-            evidence: Some(ConsentEvidence {
-                method: ConsentMethod::FaceScan as i32,
-                channel: ConsentChannel::Online as i32,
-                reference: format!("face-{application}"),
-            }),
-            application_id: application.into(),
-        })
+        .record_consent(data::face_scan_consent(subject, requester, datasets, wanted, purpose, application))
         .await
-        .map_err(|e| anyhow::anyhow!("record consent: {e}"))
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+        .context("record consent")
 }
 
 /// Scenario 1: rental registration with instant approval (秒批). Returns whether it was
