@@ -116,6 +116,7 @@ async fn main() -> anyhow::Result<()> {
                 subject: person(&tenant),
                 fields: vec!["name".into(), "status".into()],
                 consent_token: tenant_token.token,
+                version: 0,
             }),
             NodeQuery::ListLicences(ListLicencesRequest {
                 context,

@@ -24,6 +24,7 @@
 //!         subject: Some(Subject { kind: SubjectKind::Person as i32, id: "11010519491231002X".into() }),
 //!         fields: vec![],
 //!         consent_token: String::new(),
+//!         version: 0,
 //!     })
 //!     .await?;
 //! println!("verified answer signed by {}", answer.node());

@@ -106,6 +106,7 @@ impl ExchangeClient {
     ///         subject: Some(Subject { kind: SubjectKind::Person as i32, id: "11010519491231002X".into() }),
     ///         fields: vec!["name".into()],
     ///         consent_token: token,
+    ///         version: 0,
     ///     })
     ///     .await?;
     /// // Verified: signed by the node's key in the federation configuration.

@@ -23,7 +23,8 @@ use futures::{Stream, StreamExt as _};
 
 use crate::db::{
     DatasetStats, Db, HOLDERS, ImportMarker, LICENCES, META, META_IMPORT_PREFIX, RECORDS, STAGING, StagedRow,
-    StoredLicence, StoredRecord, StoredStatus, holder_key, licence_key, put_json, record_key, stats_key,
+    StoredLicence, StoredRecord, StoredStatus, holder_key, keep_superseded, licence_key, put_json, record_key,
+    stats_key,
 };
 use crate::error::{NodeError, Result};
 use crate::fedconfig::now_ms;
@@ -136,6 +137,7 @@ fn apply_rows(db: &Db, dataset: &str, licences: bool, rows: &[StagedRow], batch:
                         continue;
                     }
                     counts.updated += 1;
+                    keep_superseded(batch, LICENCES, &key, cur.version, &cur)?;
                     if cur.holder_kind != row.subject_kind || cur.holder_id != row.subject_id {
                         batch.delete(HOLDERS, holder_key(dataset, cur.holder_kind, &cur.holder_id, &row.licence_id));
                     }
@@ -174,6 +176,7 @@ fn apply_rows(db: &Db, dataset: &str, licences: bool, rows: &[StagedRow], batch:
                 }
                 Some(cur) => {
                     counts.updated += 1;
+                    keep_superseded(batch, RECORDS, &key, cur.version, &cur)?;
                     cur.version + 1
                 }
             };
@@ -460,10 +463,11 @@ impl Node {
                 .get_json::<StoredLicence>(LICENCES, &key)?
                 .ok_or_else(|| NodeError::NotFound(format!("no licence {id} in {dataset}")))?;
             if cur.status != StoredStatus::Revoked {
+                let mut batch = WriteBatch::new();
+                keep_superseded(&mut batch, LICENCES, &key, cur.version, &cur)?;
                 cur.status = StoredStatus::Revoked;
                 cur.version += 1;
                 cur.updated_at_ms = now_ms();
-                let mut batch = WriteBatch::new();
                 put_json(&mut batch, LICENCES, key, &cur)?;
                 let mut stats = db.stats(&dataset)?;
                 stats.last_updated_ms = cur.updated_at_ms;

@@ -33,9 +33,12 @@ pub const ACCESS_LOG: &str = "access_log";
 pub const META: &str = "meta";
 /// Validated import rows waiting for their commit marker.
 pub const STAGING: &str = "staging";
+/// Superseded versions of licences and records, by table, key and version: an answer names
+/// the version it came from, and a decision can be replayed against exactly that version.
+pub const HISTORY: &str = "history";
 
 /// Every table of the node.
-pub const TABLES: &[&str] = &[RECORDS, LICENCES, HOLDERS, ACCESS_LOG, META, STAGING];
+pub const TABLES: &[&str] = &[RECORDS, LICENCES, HOLDERS, ACCESS_LOG, META, STAGING, HISTORY];
 
 /// Meta key: last sequence acknowledged by the catalog.
 pub const META_LAST_SHIPPED: &[u8] = b"log/last_shipped";
@@ -130,6 +133,24 @@ pub struct DatasetStats {
 /// The key of a record.
 pub fn record_key(dataset: &str, subject: &SubjectId) -> Vec<u8> {
     KeyBuilder::new().str(dataset).str(subject.kind().as_str()).str(subject.as_str()).build()
+}
+
+/// The key of a superseded version of the row at `key` of `table` (LICENCES or RECORDS).
+pub fn history_key(table: &str, key: &[u8], version: u64) -> Vec<u8> {
+    KeyBuilder::new().str(table).bytes(key).u64(version).build()
+}
+
+/// Keeps `old`, about to be replaced, as version `version` of the row at `key`.
+pub fn keep_superseded<T: Serialize>(
+    batch: &mut WriteBatch,
+    table: &str,
+    key: &[u8],
+    version: u64,
+    old: &T,
+) -> Result<()> {
+    let bytes = serde_json::to_vec(old).map_err(|e| NodeError::Internal(format!("encode history: {e}")))?;
+    batch.put(HISTORY, history_key(table, key, version), bytes);
+    Ok(())
 }
 
 /// The key of a licence.

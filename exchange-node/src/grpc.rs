@@ -83,7 +83,7 @@ impl NodeApi for NodeGrpc {
         let node = self.node.clone();
         let result = async move {
             let p = node.prepare(who, "get_licence", &r.dataset, DatasetKind::Licence, r.context.as_ref()).await?;
-            node.get_licence_item(&p, "", &r.licence_id, &r.fields, &r.consent_token).await
+            node.get_licence_item(&p, "", &r.licence_id, &r.fields, &r.consent_token, r.version).await
         }
         .instrument(span.clone())
         .await;
@@ -128,7 +128,7 @@ impl NodeApi for NodeGrpc {
         let node = self.node.clone();
         let result = async move {
             let p = node.prepare(who, "get_record", &r.dataset, DatasetKind::Record, r.context.as_ref()).await?;
-            node.get_record_item(&p, "", r.subject.as_ref(), &r.fields, &r.consent_token).await
+            node.get_record_item(&p, "", r.subject.as_ref(), &r.fields, &r.consent_token, r.version).await
         }
         .instrument(span.clone())
         .await;
@@ -161,7 +161,7 @@ impl NodeApi for NodeGrpc {
             get_licence_item,
             LicenceItemResult,
             BatchLicenceAnswer,
-            |it, prefix| (&it.licence_id, &it.fields, &it.consent_token)
+            |it, prefix| (&it.licence_id, &it.fields, &it.consent_token, 0)
         )
     }
 
@@ -209,7 +209,7 @@ impl NodeApi for NodeGrpc {
             get_record_item,
             RecordItemResult,
             BatchRecordAnswer,
-            |it, prefix| (it.subject.as_ref(), &it.fields, &it.consent_token)
+            |it, prefix| (it.subject.as_ref(), &it.fields, &it.consent_token, 0)
         )
     }
 

@@ -20,7 +20,9 @@ use exchange_proto::v1::{
 };
 
 use crate::accesslog::AccessLog;
-use crate::db::{Db, LICENCES, RECORDS, StoredLicence, StoredRecord, StoredStatus, licence_key, record_key};
+use crate::db::{
+    Db, HISTORY, LICENCES, RECORDS, StoredLicence, StoredRecord, StoredStatus, history_key, licence_key, record_key,
+};
 use crate::error::{NodeError, Result};
 use crate::fedconfig::{FedState, Snapshot, now_ms};
 use crate::shipper::ShipperStatus;
@@ -511,16 +513,38 @@ impl Node {
         result
     }
 
-    async fn read_licence(&self, dataset: &str, id: &LicenceId) -> Result<Option<StoredLicence>> {
+    /// A licence at `version` (0: the current one); `None` when it or that version is not held.
+    async fn read_licence(&self, dataset: &str, id: &LicenceId, version: u64) -> Result<Option<StoredLicence>> {
         let db = self.db.clone();
         let key = licence_key(dataset, id.as_str());
-        run_blocking(move || db.get_json::<StoredLicence>(LICENCES, &key)).await
+        run_blocking(move || {
+            let current = db.get_json::<StoredLicence>(LICENCES, &key)?;
+            match current {
+                Some(c) if version != 0 && version < c.version => {
+                    db.get_json::<StoredLicence>(HISTORY, &history_key(LICENCES, &key, version))
+                }
+                Some(c) if version > c.version => Ok(None),
+                other => Ok(other),
+            }
+        })
+        .await
     }
 
-    async fn read_record(&self, dataset: &str, s: &SubjectId) -> Result<Option<StoredRecord>> {
+    /// A record at `version` (0: the current one); `None` when it or that version is not held.
+    async fn read_record(&self, dataset: &str, s: &SubjectId, version: u64) -> Result<Option<StoredRecord>> {
         let db = self.db.clone();
         let key = record_key(dataset, s);
-        run_blocking(move || db.get_json::<StoredRecord>(RECORDS, &key)).await
+        run_blocking(move || {
+            let current = db.get_json::<StoredRecord>(RECORDS, &key)?;
+            match current {
+                Some(c) if version != 0 && version < c.version => {
+                    db.get_json::<StoredRecord>(HISTORY, &history_key(RECORDS, &key, version))
+                }
+                Some(c) if version > c.version => Ok(None),
+                other => Ok(other),
+            }
+        })
+        .await
     }
 
     fn licence_proto(&self, id: &str, l: &StoredLicence, fields: &BTreeSet<String>, holder: bool) -> Licence {
@@ -557,16 +581,16 @@ impl Node {
         licence_id: &str,
         fields: &[String],
         token: &str,
+        version: u64,
     ) -> Result<LicenceAnswer> {
         self.item(p, None, async {
             let id =
                 LicenceId::parse(licence_id).map_err(|e| NodeError::bad_ident(format!("{prefix}licence_id"), e))?;
             let requested = requested_set(&format!("{prefix}fields"), fields)?;
             let decision = self.policy(p, &requested)?;
-            let l = self
-                .read_licence(&p.dataset, &id)
-                .await?
-                .ok_or_else(|| NodeError::NotFound(format!("no licence {id} in {}", p.dataset)))?;
+            let l = self.read_licence(&p.dataset, &id, version).await?.ok_or_else(|| {
+                NodeError::NotFound(format!("no licence {id}{} in {}", at_version(version), p.dataset))
+            })?;
             let holder = Self::holder_of(&l)?;
             let allowed = self.allow(p, &decision, &requested, token, &holder, decision.consent_needed)?;
             let show_holder = p.schema.holder_field.as_ref().is_some_and(|h| allowed.fields.contains(h));
@@ -600,7 +624,7 @@ impl Node {
             };
             let requested = requested_set(&format!("{prefix}fields"), fields)?;
             let decision = self.policy(p, &requested)?;
-            let stored = self.read_licence(&p.dataset, &id).await?;
+            let stored = self.read_licence(&p.dataset, &id, 0).await?;
             let mut event = self.prepared_event(p);
             let answer = match stored {
                 None => {
@@ -694,16 +718,16 @@ impl Node {
         subject: Option<&Subject>,
         fields: &[String],
         token: &str,
+        version: u64,
     ) -> Result<RecordAnswer> {
         self.item(p, subject, async {
             let subject = parse_subject(&format!("{prefix}subject"), subject)?;
             let requested = requested_set(&format!("{prefix}fields"), fields)?;
             let decision = self.policy(p, &requested)?;
             let allowed = self.allow(p, &decision, &requested, token, &subject, decision.consent_needed)?;
-            let r = self
-                .read_record(&p.dataset, &subject)
-                .await?
-                .ok_or_else(|| NodeError::NotFound(format!("no record for this subject in {}", p.dataset)))?;
+            let r = self.read_record(&p.dataset, &subject, version).await?.ok_or_else(|| {
+                NodeError::NotFound(format!("no record for this subject{} in {}", at_version(version), p.dataset))
+            })?;
             let record = Record {
                 subject: Some(subject_proto(&subject)),
                 version: r.version,
@@ -738,7 +762,7 @@ impl Node {
             let decision = self.policy(p, &requested)?;
             let allowed = self.allow(p, &decision, &requested, token, &subject, decision.consent_needed)?;
             let r = self
-                .read_record(&p.dataset, &subject)
+                .read_record(&p.dataset, &subject, 0)
                 .await?
                 .ok_or_else(|| NodeError::NotFound(format!("no record for this subject in {}", p.dataset)))?;
             let matches = claims
@@ -839,3 +863,8 @@ fn compare(schema: &Schema, held: &StoredRecord, claim: &ClaimedValue) -> MatchR
 
 /// The answer and its digest, filled in by the access-log writer once the entry is durable.
 type SignedSlot<A> = Option<(A, [u8; 32])>;
+
+/// " at version N" for a versioned read, nothing for the current version.
+fn at_version(version: u64) -> String {
+    if version == 0 { String::new() } else { format!(" at version {version}") }
+}

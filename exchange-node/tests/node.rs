@@ -315,6 +315,7 @@ async fn queries_refusals_import_and_shipping() {
             subject: person(),
             fields: vec![],
             consent_token: token.clone(),
+            version: 0,
         })
         .await
         .expect("get record")
@@ -377,6 +378,7 @@ async fn queries_refusals_import_and_shipping() {
             licence_id: "BL-0001".into(),
             fields: vec!["entity_name".into()],
             consent_token: String::new(),
+            version: 0,
         })
         .await
         .expect_err("consent needed");
@@ -412,6 +414,7 @@ async fn queries_refusals_import_and_shipping() {
                 subject: person(),
                 fields: vec!["address".into()],
                 consent_token: token.clone(),
+                version: 0,
             },
             tonic::Code::PermissionDenied,
             ReasonCode::FieldNotGranted,
@@ -423,6 +426,7 @@ async fn queries_refusals_import_and_shipping() {
                 subject: person(),
                 fields: vec!["photo".into()],
                 consent_token: token.clone(),
+                version: 0,
             },
             tonic::Code::InvalidArgument,
             ReasonCode::FieldNotInSchema,
@@ -434,6 +438,7 @@ async fn queries_refusals_import_and_shipping() {
                 subject: person(),
                 fields: vec![],
                 consent_token: String::new(),
+                version: 0,
             },
             tonic::Code::PermissionDenied,
             ReasonCode::ConsentRequired,
@@ -445,6 +450,7 @@ async fn queries_refusals_import_and_shipping() {
                 subject: person(),
                 fields: vec![],
                 consent_token: "a.b.c".into(),
+                version: 0,
             },
             tonic::Code::PermissionDenied,
             ReasonCode::ConsentTokenInvalid,
@@ -456,6 +462,7 @@ async fn queries_refusals_import_and_shipping() {
                 subject: person(),
                 fields: vec![],
                 consent_token: token.clone(),
+                version: 0,
             },
             tonic::Code::InvalidArgument,
             ReasonCode::ReasonInvalid,
@@ -467,6 +474,7 @@ async fn queries_refusals_import_and_shipping() {
                 subject: person(),
                 fields: vec![],
                 consent_token: token.clone(),
+                version: 0,
             },
             tonic::Code::InvalidArgument,
             ReasonCode::ReasonInvalid,
@@ -482,6 +490,7 @@ async fn queries_refusals_import_and_shipping() {
                 subject: person(),
                 fields: vec![],
                 consent_token: token.clone(),
+                version: 0,
             },
             tonic::Code::PermissionDenied,
             ReasonCode::PurposeNotGranted,
@@ -493,6 +502,7 @@ async fn queries_refusals_import_and_shipping() {
                 subject: Some(Subject { kind: 1, id: "110105194912310021".into() }),
                 fields: vec![],
                 consent_token: token.clone(),
+                version: 0,
             },
             tonic::Code::InvalidArgument,
             ReasonCode::MalformedIdentifier,
@@ -504,6 +514,7 @@ async fn queries_refusals_import_and_shipping() {
                 subject: Some(Subject { kind: 1, id: "440524188001010014".into() }),
                 fields: vec![],
                 consent_token: token.clone(),
+                version: 0,
             },
             tonic::Code::PermissionDenied,
             ReasonCode::ConsentWrongSubject,
@@ -515,6 +526,7 @@ async fn queries_refusals_import_and_shipping() {
                 subject: person(),
                 fields: vec![],
                 consent_token: token.clone(),
+                version: 0,
             },
             tonic::Code::PermissionDenied,
             ReasonCode::DatasetNotShared,
@@ -526,6 +538,7 @@ async fn queries_refusals_import_and_shipping() {
                 subject: person(),
                 fields: vec![],
                 consent_token: token.clone(),
+                version: 0,
             },
             tonic::Code::InvalidArgument,
             ReasonCode::UnknownDataset,
@@ -544,6 +557,7 @@ async fn queries_refusals_import_and_shipping() {
             subject: person(),
             fields: vec![],
             consent_token: token.clone(),
+            version: 0,
         })
         .await
         .expect_err("no grant");
@@ -668,6 +682,7 @@ async fn unwritable_access_log_refuses_and_rate_limit_applies() {
         subject: person(),
         fields: vec![],
         consent_token: token.clone(),
+        version: 0,
     };
     faults.fail_writes(true);
     let e = hcb.get_record(req()).await.expect_err("fail-closed");

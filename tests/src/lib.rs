@@ -280,6 +280,7 @@ pub fn record_query(subject: &str, fields: &[&str], token: &str, trace: &str) ->
         subject: person(subject),
         fields: strings(fields),
         consent_token: token.into(),
+        version: 0,
     })
 }
 

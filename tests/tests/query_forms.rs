@@ -193,11 +193,30 @@ async fn every_query_form_and_the_licence_lifecycle() {
             licence_id: "SZ-AMR-2026-900001".into(),
             fields: vec!["entity_name".into()],
             consent_token: String::new(),
+            version: 0,
         })
         .await
         .must("read updated");
     let licence = read.answer().licence.as_ref().expect("licence");
     assert_eq!((licence.version, licence.fields[0].value.as_str()), (2, "深圳市更名后有限公司"));
+
+    // Replay: the version a decision was taken on can be read again, as it was.
+    let at = |version: u64| GetLicenceRequest {
+        context: ctx(OPENING, "forms-replay"),
+        dataset: BUSINESS_LICENCE.into(),
+        licence_id: "SZ-AMR-2026-900001".into(),
+        fields: vec!["entity_name".into()],
+        consent_token: String::new(),
+        version,
+    };
+    let v1 = gsc.get_licence(at(1)).await.must("read version 1");
+    let v1 = v1.answer().licence.as_ref().expect("licence");
+    assert_eq!((v1.version, v1.fields[0].value.as_str()), (1, companies[0]["entity_name"].as_str()));
+    let missing = gsc.get_licence(at(9)).await;
+    assert!(
+        matches!(&missing, Err(exchange_client_sdk::Error::Refused { code: tonic::Code::NotFound, message, .. }) if message.contains("at version 9")),
+        "{missing:?}"
+    );
 
     let revoked = amr
         .revoke_licence(RevokeLicenceRequest {
@@ -224,6 +243,32 @@ async fn every_query_form_and_the_licence_lifecycle() {
     assert_eq!(v.answer().verdict, Verdict::Expired as i32);
     let v = gsc.verify_licence(verify("SZ-AMR-2026-999999", &holder, "forms-life-5")).await.must("verify unknown");
     assert_eq!(v.answer().verdict, Verdict::Unknown as i32);
+
+    // A base record replaced by the provider's systems: both versions can be read.
+    let psb = fed.client(exchange_client_sdk::localnet::data::PSB).clone();
+    let citizen = fed.data.persons[5].clone();
+    let mut renamed: HashMap<String, String> = citizen.clone().into_iter().collect();
+    renamed.insert("name".into(), "张改名".into());
+    let change =
+        psb.upsert_record(UpsertRecordRequest { dataset: POPULATION.into(), fields: renamed }).await.must("upsert");
+    assert_eq!((change.version, change.changed), (2, true));
+    let (_, token) = fed.consent_token(GSC, &citizen["id_number"], &[POPULATION], &["name"], OPENING, POPULATION).await;
+    for (version, name) in [(1, citizen["name"].as_str()), (2, "张改名"), (0, "张改名")] {
+        let answer = gsc
+            .get_record(GetRecordRequest {
+                context: ctx(OPENING, "forms-record-replay"),
+                dataset: POPULATION.into(),
+                subject: person(&citizen["id_number"]),
+                fields: vec!["name".into()],
+                consent_token: token.clone(),
+                version,
+            })
+            .await
+            .must("read a record version");
+        let record = answer.answer().record.as_ref().expect("record");
+        assert_eq!(record.fields[0].value, name, "version {version}");
+        assert_eq!(record.version, if version == 0 { 2 } else { version });
+    }
 
     // Only the provider changes its licences.
     let refused = fed

@@ -66,6 +66,7 @@ fn get_record(subject: &str, token: &str, trace: &str) -> GetRecordRequest {
         subject: person(subject),
         fields: vec!["name".into()],
         consent_token: token.into(),
+        version: 0,
     }
 }
 
@@ -162,6 +163,7 @@ async fn every_refusal_is_precise_returns_no_data_and_is_logged() {
                     licence_id: licence_no,
                     fields: vec!["status".into()],
                     consent_token: String::new(),
+                    version: 0,
                 }))
                 .await;
             result.is_err().then_some(result)
@@ -363,6 +365,7 @@ async fn every_refusal_is_precise_returns_no_data_and_is_logged() {
             licence_id: certificate.clone(),
             fields: vec!["cert_no".into(), "area".into()],
             consent_token: String::new(),
+            version: 0,
         })
     };
     let mut refused = None;

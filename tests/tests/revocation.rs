@@ -31,6 +31,7 @@ async fn a_revoked_consent_is_refused_by_every_node() {
             licence_id: cert_no,
             fields: vec!["holder_id".into(), "address".into()],
             consent_token: property_token,
+            version: 0,
         }),
     ];
     for answer in hcb.fan_out(queries.clone()).await {

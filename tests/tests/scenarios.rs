@@ -48,6 +48,7 @@ async fn rental_filing_and_business_opening_answer_exactly_and_are_logged() {
                 // "use" is granted but not consented: it is left out, not refused.
                 fields: vec!["holder_id".into(), "address".into(), "area".into()],
                 consent_token: landlord_property,
+                version: 0,
             }),
         ])
         .await;
@@ -127,6 +128,7 @@ async fn rental_filing_and_business_opening_answer_exactly_and_are_logged() {
             licence_id: company["licence_no"].clone(),
             fields: vec!["entity_name".into(), "legal_rep_id".into()],
             consent_token: String::new(),
+            version: 0,
         }))
         .await,
     );

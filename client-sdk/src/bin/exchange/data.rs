@@ -178,6 +178,9 @@ pub enum QueryCommand {
         /// person or organisation.
         #[arg(long, default_value = "person")]
         kind: String,
+        /// An earlier version to read, to replay a decision taken on it (default: current).
+        #[arg(long, default_value_t = 0)]
+        version: u64,
     },
     /// Get a licence by number.
     Licence {
@@ -186,6 +189,9 @@ pub enum QueryCommand {
         /// The licence number.
         #[arg(long)]
         licence_id: String,
+        /// An earlier version to read, to replay a decision taken on it (default: current).
+        #[arg(long, default_value_t = 0)]
+        version: u64,
     },
     /// Verify a licence (核验): a verdict with the least data.
     Verify {
@@ -238,7 +244,7 @@ fn prepare(client: &ExchangeClient, q: &QueryArgs) -> anyhow::Result<()> {
 /// Runs a query and prints the verified answer.
 pub async fn query(client: &ExchangeClient, command: QueryCommand, out: Out) -> anyhow::Result<()> {
     let value = match command {
-        QueryCommand::Record { q, subject, kind } => {
+        QueryCommand::Record { q, subject, kind, version } => {
             prepare(client, &q)?;
             let answer = client
                 .get_record(GetRecordRequest {
@@ -247,11 +253,12 @@ pub async fn query(client: &ExchangeClient, command: QueryCommand, out: Out) -> 
                     subject: Some(Subject { kind: subject_kind(&kind)?, id: subject }),
                     fields: list(&q.fields),
                     consent_token: q.token.clone(),
+                    version,
                 })
                 .await?;
             render::record_answer(&answer)
         }
-        QueryCommand::Licence { q, licence_id } => {
+        QueryCommand::Licence { q, licence_id, version } => {
             prepare(client, &q)?;
             let answer = client
                 .get_licence(GetLicenceRequest {
@@ -260,6 +267,7 @@ pub async fn query(client: &ExchangeClient, command: QueryCommand, out: Out) -> 
                     licence_id,
                     fields: list(&q.fields),
                     consent_token: q.token.clone(),
+                    version,
                 })
                 .await?;
             render::licence_answer(&answer)

@@ -232,6 +232,7 @@ pub async fn rental_filing(clients: &BTreeMap<&'static str, ExchangeClient>, dat
                 subject: person(&landlord),
                 fields: fields(&["name", "status"]),
                 consent_token: t_landlord_psb.token.clone(),
+                version: 0,
             }),
             NodeQuery::Record(GetRecordRequest {
                 context: ctx(RENTAL, &reason, application),
@@ -239,6 +240,7 @@ pub async fn rental_filing(clients: &BTreeMap<&'static str, ExchangeClient>, dat
                 subject: person(&tenant),
                 fields: fields(&["name", "status"]),
                 consent_token: t_tenant_psb.token.clone(),
+                version: 0,
             }),
             NodeQuery::Licence(GetLicenceRequest {
                 context: ctx(RENTAL, &reason, application),
@@ -246,6 +248,7 @@ pub async fn rental_filing(clients: &BTreeMap<&'static str, ExchangeClient>, dat
                 licence_id: cert_no.clone(),
                 fields: fields(&["holder_id", "holder_name", "address", "area", "use"]),
                 consent_token: t_landlord_pnr.token.clone(),
+                version: 0,
             }),
         ];
         let started_fan = Instant::now();
@@ -388,6 +391,7 @@ pub async fn business_opening(
             licence_id: licence_no,
             fields: fields(&["entity_name", "legal_rep_id"]),
             consent_token: String::new(),
+            version: 0,
         }))
         .await;
     match refused {
