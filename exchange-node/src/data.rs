@@ -355,21 +355,49 @@ impl Node {
         self.writer.clone()
     }
 
+    /// The schema of one of the caller's own datasets, which must hold licences (`licences`)
+    /// or base records: the start of every provider-side change.
+    fn own_changeable(
+        &self,
+        peer: std::result::Result<exchange_pki::PeerIdentity, String>,
+        dataset: &str,
+        licences: bool,
+    ) -> Result<std::sync::Arc<Schema>> {
+        self.require_own(peer)?;
+        let (holds_licences, schema) = self.own_dataset("dataset", dataset)?;
+        match (licences, holds_licences) {
+            (true, false) => Err(NodeError::bad_request("dataset", "holds base records: use UpsertRecord")),
+            (false, true) => {
+                Err(NodeError::bad_request("dataset", "holds licences: use IssueLicence or UpdateLicence"))
+            }
+            _ => Ok(schema),
+        }
+    }
+
+    /// A whole licence or record checked against its schema, ready to store.
+    fn changed_row(
+        schema: &Schema,
+        licences: bool,
+        fields: HashMap<String, String>,
+        valid_from: &str,
+        valid_until: &str,
+    ) -> Result<StagedRow> {
+        let fields: BTreeMap<String, String> = fields.into_iter().collect();
+        validate_row(schema, licences, &fields, valid_from, valid_until).map_err(|(f, rule)| NodeError::Invalid {
+            field: format!("fields.{f}"),
+            message: rule,
+            reason: ReasonCode::RecordInvalid,
+        })
+    }
+
     /// Issues a licence (version 1).
     pub async fn issue_licence(
         &self,
         peer: std::result::Result<exchange_pki::PeerIdentity, String>,
         r: IssueLicenceRequest,
     ) -> Result<LicenceChange> {
-        self.require_own(peer)?;
-        let (licences, schema) = self.own_dataset("dataset", &r.dataset)?;
-        if !licences {
-            return Err(NodeError::bad_request("dataset", "holds base records: use UpsertRecord"));
-        }
-        let fields: BTreeMap<String, String> = r.fields.into_iter().collect();
-        let row = validate_row(&schema, true, &fields, &r.valid_from, &r.valid_until).map_err(|(f, rule)| {
-            NodeError::Invalid { field: format!("fields.{f}"), message: rule, reason: ReasonCode::RecordInvalid }
-        })?;
+        let schema = self.own_changeable(peer, &r.dataset, true)?;
+        let row = Self::changed_row(&schema, true, r.fields, &r.valid_from, &r.valid_until)?;
         let db = self.db.clone();
         let writer = self.writer_handle();
         let dataset = r.dataset;
@@ -399,16 +427,9 @@ impl Node {
         peer: std::result::Result<exchange_pki::PeerIdentity, String>,
         r: UpdateLicenceRequest,
     ) -> Result<LicenceChange> {
-        self.require_own(peer)?;
-        let (licences, schema) = self.own_dataset("dataset", &r.dataset)?;
-        if !licences {
-            return Err(NodeError::bad_request("dataset", "holds base records: use UpsertRecord"));
-        }
+        let schema = self.own_changeable(peer, &r.dataset, true)?;
         let id = LicenceId::parse(&r.licence_id).map_err(|e| NodeError::bad_ident("licence_id", e))?;
-        let fields: BTreeMap<String, String> = r.fields.into_iter().collect();
-        let row = validate_row(&schema, true, &fields, &r.valid_from, &r.valid_until).map_err(|(f, rule)| {
-            NodeError::Invalid { field: format!("fields.{f}"), message: rule, reason: ReasonCode::RecordInvalid }
-        })?;
+        let row = Self::changed_row(&schema, true, r.fields, &r.valid_from, &r.valid_until)?;
         if row.licence_id != id.as_str() {
             return Err(NodeError::bad_request(format!("fields.{}", schema.key_field), "must equal licence_id"));
         }
@@ -447,11 +468,7 @@ impl Node {
         peer: std::result::Result<exchange_pki::PeerIdentity, String>,
         r: RevokeLicenceRequest,
     ) -> Result<LicenceChange> {
-        self.require_own(peer)?;
-        let (licences, _) = self.own_dataset("dataset", &r.dataset)?;
-        if !licences {
-            return Err(NodeError::bad_request("dataset", "holds base records, not licences"));
-        }
+        self.own_changeable(peer, &r.dataset, true)?;
         let id = LicenceId::parse(&r.licence_id).map_err(|e| NodeError::bad_ident("licence_id", e))?;
         let db = self.db.clone();
         let writer = self.writer_handle();
@@ -489,17 +506,8 @@ impl Node {
         peer: std::result::Result<exchange_pki::PeerIdentity, String>,
         r: UpsertRecordRequest,
     ) -> Result<RecordChange> {
-        self.require_own(peer)?;
-        let (licences, schema) = self.own_dataset("dataset", &r.dataset)?;
-        if licences {
-            return Err(NodeError::bad_request("dataset", "holds licences: use IssueLicence or UpdateLicence"));
-        }
-        let fields: BTreeMap<String, String> = r.fields.into_iter().collect();
-        let row = validate_row(&schema, false, &fields, "", "").map_err(|(f, rule)| NodeError::Invalid {
-            field: format!("fields.{f}"),
-            message: rule,
-            reason: ReasonCode::RecordInvalid,
-        })?;
+        let schema = self.own_changeable(peer, &r.dataset, false)?;
+        let row = Self::changed_row(&schema, false, r.fields, "", "")?;
         let db = self.db.clone();
         let writer = self.writer_handle();
         let dataset = r.dataset;

@@ -240,6 +240,24 @@ impl Node {
         e
     }
 
+    /// The log entry of a served answer: who the data was about (as a digest), which fields
+    /// left, from which versions, under which consent.
+    fn served_event(
+        &self,
+        p: &Prepared,
+        subject: &SubjectId,
+        fields: Vec<String>,
+        versions: Vec<u64>,
+        consent_id: String,
+    ) -> Result<AccessEvent> {
+        let mut event = self.prepared_event(p);
+        event.subject_digest = self.subject_digest(subject)?;
+        event.fields = fields;
+        event.record_versions = versions;
+        event.consent_id = consent_id;
+        Ok(event)
+    }
+
     /// Records a refusal (best effort: a refusal is sent whether or not it could be logged).
     pub(crate) async fn log_refusal(&self, mut event: AccessEvent, err: &NodeError) {
         event.outcome =
@@ -595,11 +613,13 @@ impl Node {
             let allowed = self.allow(p, &decision, &requested, token, &holder, decision.consent_needed)?;
             let show_holder = p.schema.holder_field.as_ref().is_some_and(|h| allowed.fields.contains(h));
             let licence = self.licence_proto(id.as_str(), &l, &allowed.fields, show_holder);
-            let mut event = self.prepared_event(p);
-            event.subject_digest = self.subject_digest(&holder)?;
-            event.fields = allowed.fields.iter().cloned().collect();
-            event.record_versions = vec![l.version];
-            event.consent_id = allowed.consent_id;
+            let event = self.served_event(
+                p,
+                &holder,
+                allowed.fields.iter().cloned().collect(),
+                vec![l.version],
+                allowed.consent_id,
+            )?;
             self.finish(p, LicenceAnswer { header: None, licence: Some(licence), signature: None }, event).await
         })
         .await
@@ -700,11 +720,13 @@ impl Node {
             .await?;
             let licences: Vec<Licence> =
                 stored.iter().map(|(id, l)| self.licence_proto(id, l, &allowed.fields, true)).collect();
-            let mut event = self.prepared_event(p);
-            event.subject_digest = self.subject_digest(&holder)?;
-            event.fields = allowed.fields.iter().cloned().collect();
-            event.record_versions = stored.iter().map(|(_, l)| l.version).collect();
-            event.consent_id = allowed.consent_id;
+            let event = self.served_event(
+                p,
+                &holder,
+                allowed.fields.iter().cloned().collect(),
+                stored.iter().map(|(_, l)| l.version).collect(),
+                allowed.consent_id,
+            )?;
             self.finish(p, ListLicencesAnswer { header: None, licences, signature: None }, event).await
         })
         .await
@@ -733,11 +755,13 @@ impl Node {
                 version: r.version,
                 fields: field_values(&r.fields, &allowed.fields),
             };
-            let mut event = self.prepared_event(p);
-            event.subject_digest = self.subject_digest(&subject)?;
-            event.fields = record.fields.iter().map(|f| f.name.clone()).collect();
-            event.record_versions = vec![r.version];
-            event.consent_id = allowed.consent_id;
+            let event = self.served_event(
+                p,
+                &subject,
+                record.fields.iter().map(|f| f.name.clone()).collect(),
+                vec![r.version],
+                allowed.consent_id,
+            )?;
             self.finish(p, RecordAnswer { header: None, record: Some(record), signature: None }, event).await
         })
         .await
@@ -769,11 +793,13 @@ impl Node {
                 .iter()
                 .map(|c| FieldMatch { name: c.name.clone(), result: compare(&p.schema, &r, c) as i32 })
                 .collect();
-            let mut event = self.prepared_event(p);
-            event.subject_digest = self.subject_digest(&subject)?;
-            event.fields = allowed.fields.iter().cloned().collect();
-            event.record_versions = vec![r.version];
-            event.consent_id = allowed.consent_id;
+            let event = self.served_event(
+                p,
+                &subject,
+                allowed.fields.iter().cloned().collect(),
+                vec![r.version],
+                allowed.consent_id,
+            )?;
             self.finish(p, MatchAnswer { header: None, version: r.version, matches, signature: None }, event).await
         })
         .await
