@@ -34,6 +34,7 @@ pub struct AccessLog {
     tx: mpsc::Sender<Job>,
     last_written: Arc<AtomicU64>,
     written: Arc<Notify>,
+    syncs: Arc<AtomicU64>,
 }
 
 impl AccessLog {
@@ -42,8 +43,15 @@ impl AccessLog {
         let (tx, rx) = mpsc::channel::<Job>(4096);
         let last = Arc::new(AtomicU64::new(last_written));
         let written = Arc::new(Notify::new());
-        let task = tokio::spawn(run(store, rx, last.clone(), written.clone()));
-        (Self { tx, last_written: last, written }, task)
+        let syncs = Arc::new(AtomicU64::new(0));
+        let task = tokio::spawn(run(store, rx, last.clone(), written.clone(), syncs.clone()));
+        (Self { tx, last_written: last, written, syncs }, task)
+    }
+
+    /// Durable group writes (one disk sync each) since the node started: fewer than the
+    /// entries written since then whenever concurrent queries shared a sync.
+    pub fn syncs(&self) -> u64 {
+        self.syncs.load(Ordering::SeqCst)
     }
 
     /// The last sequence written durably.
@@ -75,7 +83,13 @@ impl AccessLog {
     }
 }
 
-async fn run(store: Arc<dyn KvStore>, mut rx: mpsc::Receiver<Job>, last: Arc<AtomicU64>, written: Arc<Notify>) {
+async fn run(
+    store: Arc<dyn KvStore>,
+    mut rx: mpsc::Receiver<Job>,
+    last: Arc<AtomicU64>,
+    written: Arc<Notify>,
+    syncs: Arc<AtomicU64>,
+) {
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
         while jobs.len() < MAX_GROUP {
@@ -98,6 +112,7 @@ async fn run(store: Arc<dyn KvStore>, mut rx: mpsc::Receiver<Job>, last: Arc<Ato
         let result = exchange_store::blocking(move || store.write(batch, Durability::Sync)).await;
         match result {
             Ok(()) => {
+                syncs.fetch_add(1, Ordering::SeqCst);
                 if let Some((seq, _)) = replies.last() {
                     last.store(*seq, Ordering::SeqCst);
                 }

@@ -563,6 +563,7 @@ impl Node {
             last_error: self.shipper.last_error(),
             config_version: self.fed.current().map(|s| s.version).unwrap_or(0),
             config_age_ms: self.fed.age_ms(now).and_then(|a| u64::try_from(a).ok()).unwrap_or(0),
+            log_syncs: self.log.syncs(),
         })
     }
 }

@@ -257,6 +257,7 @@ pub async fn run(
                 "last_error": s.last_error,
                 "config_version": s.config_version,
                 "config_age_ms": s.config_age_ms,
+                "log_syncs": s.log_syncs,
             }));
         }
         AuditCommand::Subject { kind, id, from_ms, page_size, page_token } => {
