@@ -196,11 +196,13 @@ fn apply_rows(db: &Db, dataset: &str, licences: bool, rows: &[StagedRow], batch:
 pub fn apply_import(db: &Db, writer: &std::sync::Mutex<()>, token: &str, marker: &ImportMarker) -> Result<Applied> {
     let prefix = KeyBuilder::new().str(token).build();
     let mut total = Applied::default();
+    // Each page resumes after the last key of the one before: rescanning from the prefix
+    // would walk over every tombstone this loop leaves, quadratic in the import's size.
+    let mut resume = prefix.clone();
     loop {
-        let page = db.store().scan(STAGING, ScanRange::prefix(&prefix), CHUNK)?;
-        if page.is_empty() {
-            break;
-        }
+        let page = db.store().scan(STAGING, ScanRange::prefix(&prefix).start(&resume), CHUNK)?;
+        let Some((last, _)) = page.last() else { break };
+        resume = next_key(last);
         let mut rows = Vec::with_capacity(page.len());
         let mut batch = WriteBatch::with_capacity(page.len() * 3);
         for (k, v) in page {
@@ -220,12 +222,19 @@ pub fn apply_import(db: &Db, writer: &std::sync::Mutex<()>, token: &str, marker:
     Ok(total)
 }
 
+/// The smallest key after `key`.
+fn next_key(key: &[u8]) -> Vec<u8> {
+    let mut next = key.to_vec();
+    next.push(0);
+    next
+}
+
 fn discard_staging(db: &Db, prefix: &[u8]) -> Result<()> {
+    let mut resume = prefix.to_vec();
     loop {
-        let page = db.store().scan(STAGING, ScanRange::prefix(prefix), CHUNK)?;
-        if page.is_empty() {
-            return Ok(());
-        }
+        let page = db.store().scan(STAGING, ScanRange::prefix(prefix).start(&resume), CHUNK)?;
+        let Some((last, _)) = page.last() else { return Ok(()) };
+        resume = next_key(last);
         let mut batch = WriteBatch::with_capacity(page.len());
         for (k, _) in page {
             batch.delete(STAGING, k);
