@@ -244,7 +244,14 @@ impl NodeApi for NodeGrpc {
         let span = span("import", &who);
         let stream = req.into_inner().map(|m| m.map_err(|s| s.message().to_string()));
         let result = self.node.import(who, stream).instrument(span.clone()).await;
-        if result.is_ok() {
+        if let Ok(summary) = &result
+            && summary.inserted + summary.updated > 0
+        {
+            let note = format!(
+                "import: {} read, {} inserted, {} updated, {} unchanged",
+                summary.records_read, summary.inserted, summary.updated, summary.unchanged
+            );
+            self.node.log_change(&summary.dataset, "import", vec![], None, note).await;
             self.node.datasets_changed.notify_one();
         }
         respond(&span, result)
@@ -253,8 +260,11 @@ impl NodeApi for NodeGrpc {
     async fn issue_licence(&self, req: Request<IssueLicenceRequest>) -> Result<Response<LicenceChange>, Status> {
         let who = peer(&req);
         let span = span("issue_licence", &who);
-        let result = self.node.issue_licence(who, req.into_inner()).instrument(span.clone()).await;
-        if result.is_ok() {
+        let r = req.into_inner();
+        let dataset = r.dataset.clone();
+        let result = self.node.issue_licence(who, r).instrument(span.clone()).await;
+        if let Ok(change) = &result {
+            self.node.log_change(&dataset, "issue_licence", vec![change.version], None, String::new()).await;
             self.node.datasets_changed.notify_one();
         }
         respond(&span, result)
@@ -263,8 +273,11 @@ impl NodeApi for NodeGrpc {
     async fn update_licence(&self, req: Request<UpdateLicenceRequest>) -> Result<Response<LicenceChange>, Status> {
         let who = peer(&req);
         let span = span("update_licence", &who);
-        let result = self.node.update_licence(who, req.into_inner()).instrument(span.clone()).await;
-        if result.is_ok() {
+        let r = req.into_inner();
+        let dataset = r.dataset.clone();
+        let result = self.node.update_licence(who, r).instrument(span.clone()).await;
+        if let Ok(change) = &result {
+            self.node.log_change(&dataset, "update_licence", vec![change.version], None, String::new()).await;
             self.node.datasets_changed.notify_one();
         }
         respond(&span, result)
@@ -273,8 +286,11 @@ impl NodeApi for NodeGrpc {
     async fn revoke_licence(&self, req: Request<RevokeLicenceRequest>) -> Result<Response<LicenceChange>, Status> {
         let who = peer(&req);
         let span = span("revoke_licence", &who);
-        let result = self.node.revoke_licence(who, req.into_inner()).instrument(span.clone()).await;
-        if result.is_ok() {
+        let r = req.into_inner();
+        let dataset = r.dataset.clone();
+        let result = self.node.revoke_licence(who, r).instrument(span.clone()).await;
+        if let Ok(change) = &result {
+            self.node.log_change(&dataset, "revoke_licence", vec![change.version], None, String::new()).await;
             self.node.datasets_changed.notify_one();
         }
         respond(&span, result)
@@ -283,8 +299,16 @@ impl NodeApi for NodeGrpc {
     async fn upsert_record(&self, req: Request<UpsertRecordRequest>) -> Result<Response<RecordChange>, Status> {
         let who = peer(&req);
         let span = span("upsert_record", &who);
-        let result = self.node.upsert_record(who, req.into_inner()).instrument(span.clone()).await;
-        if result.is_ok() {
+        let r = req.into_inner();
+        let dataset = r.dataset.clone();
+        let result = self.node.upsert_record(who, r).instrument(span.clone()).await;
+        if let Ok(change) = &result
+            && change.changed
+        {
+            let subject = crate::service::parse_subject("subject", change.subject.as_ref()).ok();
+            self.node
+                .log_change(&dataset, "upsert_record", vec![change.version], subject.as_ref(), String::new())
+                .await;
             self.node.datasets_changed.notify_one();
         }
         respond(&span, result)

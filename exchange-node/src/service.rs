@@ -258,6 +258,32 @@ impl Node {
         Ok(event)
     }
 
+    /// Records a change of the node's own data (an import, a licence or record change) in the
+    /// access log, so that auditors see every change beside every read, in the same tamper-
+    /// evident central log. The change is committed first; if the entry cannot be written the
+    /// failure is reported in the daemon's log. The subject, when there is one, appears as its
+    /// digest only, and no licence number or record content is logged.
+    pub(crate) async fn log_change(
+        &self,
+        dataset: &str,
+        action: &str,
+        versions: Vec<u64>,
+        subject: Option<&SubjectId>,
+        note: String,
+    ) {
+        let mut event = self.base_event(&self.dept, dataset, action);
+        event.kind = EventKind::DataChange as i32;
+        event.outcome = Outcome::Served as i32;
+        event.record_versions = versions;
+        if let Some(subject) = subject {
+            event.subject_digest = self.subject_digest(subject).unwrap_or_default();
+        }
+        event.note = note;
+        if let Err(e) = self.log.append(Box::new(move |_| event)).await {
+            tracing::warn!(error = %e, action, "data change not logged");
+        }
+    }
+
     /// Records a refusal (best effort: a refusal is sent whether or not it could be logged).
     pub(crate) async fn log_refusal(&self, mut event: AccessEvent, err: &NodeError) {
         event.outcome =

@@ -270,6 +270,32 @@ async fn every_query_form_and_the_licence_lifecycle() {
         assert_eq!(record.version, if version == 0 { 2 } else { version });
     }
 
+    // Every change is in the central log beside the reads: who changed which dataset, to
+    // which version; no licence number or record content.
+    fed.net.wait_for_shipping().await.must("shipping");
+    let changes: Vec<AccessEvent> = fed
+        .whole_log()
+        .await
+        .into_iter()
+        .filter_map(|e| e.event)
+        .filter(|e| e.kind == EventKind::DataChange as i32 && e.recorder == AMR)
+        .collect();
+    let actions: Vec<(&str, Vec<u64>)> =
+        changes.iter().map(|e| (e.action.as_str(), e.record_versions.clone())).collect();
+    assert_eq!(
+        actions,
+        [
+            ("import", vec![]),
+            ("issue_licence", vec![1]),
+            ("update_licence", vec![2]),
+            ("revoke_licence", vec![3]),
+            ("issue_licence", vec![1]),
+        ],
+        "{changes:?}"
+    );
+    assert!(changes.iter().all(|e| e.requester == AMR && e.dataset == BUSINESS_LICENCE));
+    assert!(changes.iter().all(|e| !format!("{e:?}").contains("SZ-AMR-2026-900001")), "no licence number logged");
+
     // Only the provider changes its licences.
     let refused = fed
         .client(HCB)
