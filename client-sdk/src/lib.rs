@@ -32,7 +32,8 @@
 //! ```
 //!
 //! See `examples/rental_filing.rs` for a whole application: consent, tokens, a fan-out to
-//! two providers, verification and the decision.
+//! two providers, verification and the decision. To try it against real daemons on one
+//! machine, [`localnet`] starts a catalog and nodes on loopback (`exchange demo` runs on it).
 
 pub mod client;
 pub mod config;
