@@ -82,3 +82,57 @@ fn the_demo_refuses_a_folder_that_is_not_empty() {
     assert!(stderr.contains("is not empty"), "{stderr}");
     assert_eq!(std::fs::read_to_string(dir.path().join("precious.txt")).expect("read"), "keep me");
 }
+
+/// The README's first command as a newcomer runs it: the demo keeps the federation running,
+/// the printed profile commands work against it, and Ctrl-C (SIGINT) stops everything.
+#[test]
+fn the_running_demo_answers_its_printed_commands_and_stops_on_ctrl_c() {
+    use std::io::{BufRead as _, BufReader};
+    use std::process::Stdio;
+
+    let bin_dir = default_bin_dir().expect("binary folder");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fed_dir = dir.path().join("federation");
+    let mut demo = Command::new(bin_dir.join("exchange"))
+        .args(["demo", "--persons", "500", "--data-dir"])
+        .arg(&fed_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start exchange demo");
+    let stdout = demo.stdout.take().expect("stdout");
+    let mut seen = String::new();
+    // Bounded by the demo itself: it either prints the line or ends (closing stdout).
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("demo output");
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("Ctrl-C stops it") {
+            break;
+        }
+    }
+    assert!(seen.contains("Ctrl-C stops it"), "the demo did not reach its running state:\n{seen}");
+
+    let profile = fed_dir.join("profiles/gov.sz.audit.toml");
+    let verify = Command::new(bin_dir.join("exchange"))
+        .arg("--profile")
+        .arg(&profile)
+        .args(["audit", "verify"])
+        .output()
+        .expect("run the printed command");
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
+    assert!(String::from_utf8_lossy(&verify.stdout).contains("ok: true"));
+
+    let interrupted = Command::new("kill").arg("-INT").arg(demo.id().to_string()).status().expect("kill -INT");
+    assert!(interrupted.success());
+    let status = demo.wait().expect("the demo stops");
+    assert!(status.success(), "Ctrl-C is a normal stop: {status:?}");
+    // Its daemons went with it: nobody serves the catalog's port any more.
+    let after = Command::new(bin_dir.join("exchange"))
+        .arg("--profile")
+        .arg(&profile)
+        .args(["--timeout", "2", "audit", "head"])
+        .output()
+        .expect("run exchange after the stop");
+    assert_eq!(after.status.code(), Some(3), "unavailable after Ctrl-C: {}", String::from_utf8_lossy(&after.stderr));
+}
