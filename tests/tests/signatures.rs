@@ -1,10 +1,11 @@
 //! Signed answers: a node that signs with a key other than the one registered for it in the
 //! federation configuration (stolen certificate, mis-deployed key, a man in the middle with
-//! the node's TLS identity) gets its answers refused by the SDK as BadSignature, never as data.
+//! the node's TLS identity) gets its answers refused by the SDK as BadSignature, never as data;
+//! once the operator registers the new key (a rotation), its answers verify again.
 
-use exchange_client_sdk::localnet::data::{HCB, PNR, PROPERTY_CERTIFICATE, RENTAL};
+use exchange_client_sdk::localnet::data::{HCB, OPS, PNR, PROPERTY_CERTIFICATE, RENTAL};
 use exchange_client_sdk::{Error, NodeQuery};
-use exchange_proto::v1::GetLicenceRequest;
+use exchange_proto::v1::{GetLicenceRequest, UpdateMemberRequest};
 use exchange_tests::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -31,9 +32,23 @@ async fn answers_signed_with_an_unregistered_key_are_refused() {
     exchange_pki::keyfile::write_signing_key(&fed.net.dir().join(format!("keys/{PNR}-signing.pem")), &stranger)
         .must("replace the key");
     fed.net.restart(PNR).await.must("restart the node");
-    match hcb.run_query(query).await {
+    match hcb.run_query(query.clone()).await {
         Err(Error::BadSignature(message)) => assert!(message.contains(PNR), "{message}"),
         Err(other) => panic!("expected BadSignature, got {other}"),
         Ok(answer) => panic!("an answer signed by an unregistered key was returned as data by {}", answer.node()),
     }
+
+    // Key rotation, as the runbook does it: the operator registers the node's new key; the
+    // SDK, seeing an answer under a key it does not know, re-reads the signed configuration
+    // and accepts the answer only under the key registered there.
+    fed.client(OPS)
+        .update_member(UpdateMemberRequest {
+            dept_id: PNR.into(),
+            node_signing_key: stranger.verifying_key().as_bytes().to_vec(),
+            ..Default::default()
+        })
+        .await
+        .must("register the new key");
+    let answer = hcb.run_query(query).await.must("served under the rotated key");
+    assert_eq!(answer.node(), PNR);
 }
