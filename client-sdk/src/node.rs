@@ -90,6 +90,25 @@ impl ExchangeClient {
         self.verified(&target, answer).await
     }
 
+    /// A provider-side change on the node of `dataset`: not a signed answer, retried only when
+    /// `retry` says the change is idempotent.
+    async fn change<Req, T, F, Fut>(
+        &self,
+        what: &'static str,
+        dataset: &str,
+        retry: bool,
+        request: Req,
+        f: F,
+    ) -> Result<T>
+    where
+        Req: Clone,
+        F: Fn(NodeClient<Channel>, tonic::Request<Req>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let target = self.node_target(&provider_of(dataset)?).await?;
+        self.call(what, retry, || f(target.client.clone(), self.request(request.clone()))).await
+    }
+
     /// Gets one base record, projected to `fields` (∩ granted ∩ consented).
     ///
     /// ```no_run
@@ -287,49 +306,31 @@ impl ExchangeClient {
     /// Issues a licence in one of the caller's own licence datasets (the provider's own
     /// systems only): version 1. Not retried: a lost answer is checked with a query.
     pub async fn issue_licence(&self, request: IssueLicenceRequest) -> Result<LicenceChange> {
-        let target = self.node_target(&provider_of(&request.dataset)?).await?;
-        self.call("IssueLicence", false, || {
-            let mut c = target.client.clone();
-            let r = self.request(request.clone());
-            async move { c.issue_licence(r).await }
-        })
-        .await
+        let dataset = request.dataset.clone();
+        self.change("IssueLicence", &dataset, false, request, |mut c, r| async move { c.issue_licence(r).await }).await
     }
 
     /// Replaces a licence's fields and validity: a new version (`expected_version`, when not
     /// 0, refuses the change if another came first). Not retried.
     pub async fn update_licence(&self, request: UpdateLicenceRequest) -> Result<LicenceChange> {
-        let target = self.node_target(&provider_of(&request.dataset)?).await?;
-        self.call("UpdateLicence", false, || {
-            let mut c = target.client.clone();
-            let r = self.request(request.clone());
-            async move { c.update_licence(r).await }
-        })
-        .await
+        let dataset = request.dataset.clone();
+        self.change("UpdateLicence", &dataset, false, request, |mut c, r| async move { c.update_licence(r).await })
+            .await
     }
 
     /// Revokes a licence: a new version whose status is revoked; verifications answer
     /// REVOKED from then on. Not retried.
     pub async fn revoke_licence(&self, request: RevokeLicenceRequest) -> Result<LicenceChange> {
-        let target = self.node_target(&provider_of(&request.dataset)?).await?;
-        self.call("RevokeLicence", false, || {
-            let mut c = target.client.clone();
-            let r = self.request(request.clone());
-            async move { c.revoke_licence(r).await }
-        })
-        .await
+        let dataset = request.dataset.clone();
+        self.change("RevokeLicence", &dataset, false, request, |mut c, r| async move { c.revoke_licence(r).await })
+            .await
     }
 
     /// Inserts or replaces one base record (a new version only when it changed). Safe to
     /// retry: the same record twice is one version.
     pub async fn upsert_record(&self, request: UpsertRecordRequest) -> Result<RecordChange> {
-        let target = self.node_target(&provider_of(&request.dataset)?).await?;
-        self.call("UpsertRecord", true, || {
-            let mut c = target.client.clone();
-            let r = self.request(request.clone());
-            async move { c.upsert_record(r).await }
-        })
-        .await
+        let dataset = request.dataset.clone();
+        self.change("UpsertRecord", &dataset, true, request, |mut c, r| async move { c.upsert_record(r).await }).await
     }
 
     /// A node's access-log and configuration status: what it wrote, what the catalog has

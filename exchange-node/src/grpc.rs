@@ -74,6 +74,23 @@ macro_rules! batch {
     }};
 }
 
+/// A licence change by the provider's own systems: run it, then log it as a data change
+/// and have the watcher republish the dataset's statistics.
+macro_rules! licence_change {
+    ($self:ident, $req:ident, $method:ident) => {{
+        let who = peer(&$req);
+        let span = span(stringify!($method), &who);
+        let r = $req.into_inner();
+        let dataset = r.dataset.clone();
+        let result = $self.node.$method(who, r).instrument(span.clone()).await;
+        if let Ok(change) = &result {
+            $self.node.log_change(&dataset, stringify!($method), vec![change.version], None, String::new()).await;
+            $self.node.datasets_changed.notify_one();
+        }
+        respond(&span, result)
+    }};
+}
+
 #[tonic::async_trait]
 impl NodeApi for NodeGrpc {
     async fn get_licence(&self, req: Request<GetLicenceRequest>) -> Result<Response<LicenceAnswer>, Status> {
@@ -258,42 +275,15 @@ impl NodeApi for NodeGrpc {
     }
 
     async fn issue_licence(&self, req: Request<IssueLicenceRequest>) -> Result<Response<LicenceChange>, Status> {
-        let who = peer(&req);
-        let span = span("issue_licence", &who);
-        let r = req.into_inner();
-        let dataset = r.dataset.clone();
-        let result = self.node.issue_licence(who, r).instrument(span.clone()).await;
-        if let Ok(change) = &result {
-            self.node.log_change(&dataset, "issue_licence", vec![change.version], None, String::new()).await;
-            self.node.datasets_changed.notify_one();
-        }
-        respond(&span, result)
+        licence_change!(self, req, issue_licence)
     }
 
     async fn update_licence(&self, req: Request<UpdateLicenceRequest>) -> Result<Response<LicenceChange>, Status> {
-        let who = peer(&req);
-        let span = span("update_licence", &who);
-        let r = req.into_inner();
-        let dataset = r.dataset.clone();
-        let result = self.node.update_licence(who, r).instrument(span.clone()).await;
-        if let Ok(change) = &result {
-            self.node.log_change(&dataset, "update_licence", vec![change.version], None, String::new()).await;
-            self.node.datasets_changed.notify_one();
-        }
-        respond(&span, result)
+        licence_change!(self, req, update_licence)
     }
 
     async fn revoke_licence(&self, req: Request<RevokeLicenceRequest>) -> Result<Response<LicenceChange>, Status> {
-        let who = peer(&req);
-        let span = span("revoke_licence", &who);
-        let r = req.into_inner();
-        let dataset = r.dataset.clone();
-        let result = self.node.revoke_licence(who, r).instrument(span.clone()).await;
-        if let Ok(change) = &result {
-            self.node.log_change(&dataset, "revoke_licence", vec![change.version], None, String::new()).await;
-            self.node.datasets_changed.notify_one();
-        }
-        respond(&span, result)
+        licence_change!(self, req, revoke_licence)
     }
 
     async fn upsert_record(&self, req: Request<UpsertRecordRequest>) -> Result<Response<RecordChange>, Status> {
