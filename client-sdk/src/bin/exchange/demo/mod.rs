@@ -446,7 +446,7 @@ pub async fn audit_trail(net: &Localnet, clients: &BTreeMap<&'static str, Exchan
                 e.dataset,
                 Outcome::try_from(e.outcome).map(|o| o.as_str_name()).unwrap_or("?"),
                 e.fields.join(","),
-                e.subject_digest.get(..12).map(|d| format!("subject {d}…")).unwrap_or_default(),
+                e.subject_digest.get(..12).map(|d| format!("subject {d}…")).unwrap_or_else(|| "no subject".into()),
                 if proved { "inclusion ✔" } else { "inclusion ✘" }
             );
         }
