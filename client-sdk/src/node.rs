@@ -390,7 +390,8 @@ impl ExchangeClient {
             }
         });
         let requests = stream::iter([ImportRequest { part: Some(import_request::Part::Header(header)) }]).chain(body);
-        // Sent once: an import is never retried.
+        // Sent once: an import is never retried, so `call_with_deadline` (whose closure may run
+        // again) is not used; its deadline and error mapping are applied here.
         let mut client = target.client.clone();
         let mut request = tonic::Request::new(requests);
         request.set_timeout(IMPORT_TIMEOUT);

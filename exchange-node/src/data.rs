@@ -424,7 +424,7 @@ impl Node {
             Ok(LicenceChange {
                 licence_id: row.licence_id,
                 version: 1,
-                status: status_of(&db, &dataset, 1, &row.valid_from, &row.valid_until) as i32,
+                status: status_of(&row.valid_from, &row.valid_until) as i32,
             })
         })
         .await
@@ -577,7 +577,8 @@ impl Node {
     }
 }
 
-fn status_of(_db: &Db, _dataset: &str, _version: u64, valid_from: &str, valid_until: &str) -> LicenceStatus {
+/// The status of a licence just issued with this validity (valid, expired or not yet valid).
+fn status_of(valid_from: &str, valid_until: &str) -> LicenceStatus {
     let l = StoredLicence {
         holder_kind: exchange_core::ident::SubjectKind::Organisation,
         holder_id: String::new(),

@@ -559,34 +559,34 @@ impl Node {
 
     /// A licence at `version` (0: the current one); `None` when it or that version is not held.
     async fn read_licence(&self, dataset: &str, id: &LicenceId, version: u64) -> Result<Option<StoredLicence>> {
-        let db = self.db.clone();
         let key = licence_key(dataset, id.as_str());
-        run_blocking(move || {
-            let current = db.get_json::<StoredLicence>(LICENCES, &key)?;
-            match current {
-                Some(c) if version != 0 && version < c.version => {
-                    db.get_json::<StoredLicence>(HISTORY, &history_key(LICENCES, &key, version))
-                }
-                Some(c) if version > c.version => Ok(None),
-                other => Ok(other),
-            }
-        })
-        .await
+        self.read_version(LICENCES, key, version, |l: &StoredLicence| l.version).await
     }
 
     /// A record at `version` (0: the current one); `None` when it or that version is not held.
     async fn read_record(&self, dataset: &str, s: &SubjectId, version: u64) -> Result<Option<StoredRecord>> {
+        self.read_version(RECORDS, record_key(dataset, s), version, |r: &StoredRecord| r.version).await
+    }
+
+    /// The row at `key` of `table` as of `version`: the current row, or a superseded one
+    /// from the history (0 asks for the current one).
+    async fn read_version<T>(
+        &self,
+        table: &'static str,
+        key: Vec<u8>,
+        version: u64,
+        version_of: fn(&T) -> u64,
+    ) -> Result<Option<T>>
+    where
+        T: serde::de::DeserializeOwned + Send + 'static,
+    {
         let db = self.db.clone();
-        let key = record_key(dataset, s);
-        run_blocking(move || {
-            let current = db.get_json::<StoredRecord>(RECORDS, &key)?;
-            match current {
-                Some(c) if version != 0 && version < c.version => {
-                    db.get_json::<StoredRecord>(HISTORY, &history_key(RECORDS, &key, version))
-                }
-                Some(c) if version > c.version => Ok(None),
-                other => Ok(other),
+        run_blocking(move || match db.get_json::<T>(table, &key)? {
+            Some(current) if version != 0 && version < version_of(&current) => {
+                db.get_json::<T>(HISTORY, &history_key(table, &key, version))
             }
+            Some(current) if version > version_of(&current) => Ok(None),
+            other => Ok(other),
         })
         .await
     }
