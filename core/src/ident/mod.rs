@@ -20,6 +20,7 @@ mod names;
 mod reason;
 mod region;
 mod resident;
+mod screen;
 mod subject;
 
 pub use codes::{LicenceId, PurposeCode, TraceId};
@@ -30,6 +31,7 @@ pub use names::{DatasetId, DeptId};
 pub use reason::Reason;
 pub use region::{PROVINCE_CODES, is_province_code};
 pub use resident::ResidentId;
+pub use screen::{FoundIdentifier, find_identifier};
 pub use subject::{SubjectId, SubjectKind, SubjectKindError};
 
 pub(crate) use names::{LabelRules, check_labels};
