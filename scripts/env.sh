@@ -15,23 +15,23 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
-have_libclang() {
-  # bindgen (used by RocksDB's build) loads libclang at run time.
-  if [ -n "${LIBCLANG_PATH:-}" ] && ls "$LIBCLANG_PATH"/libclang*.so* >/dev/null 2>&1; then
-    return 0
-  fi
-  ls /usr/lib/llvm-*/lib/libclang*.so* /usr/lib/*/libclang*.so* >/dev/null 2>&1
-}
-
-if ! have_libclang; then
+# RocksDB's build (bindgen) loads libclang at run time; decide now, not ten minutes into the
+# build. Debian's libclang-cpp14, present on new machines, is not libclang.
+source "$repo_root/scripts/libclang.sh"
+if ! libclang="$(find_libclang)"; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    say "installing libclang-dev (RocksDB's build needs libclang)"
+    say "installing libclang-dev (RocksDB's build needs libclang, and this machine has none)"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >/dev/null
     apt-get install -y -qq libclang-dev >/dev/null
   else
-    say "RocksDB's build needs libclang: install Debian's libclang-dev (sudo apt-get install libclang-dev)"
+    say "RocksDB's build needs libclang, and this machine has none (libclang-cpp is not it):"
+    say "  sudo apt-get install libclang-dev"
     say "or set LIBCLANG_PATH to the folder holding libclang.so, then run this again"
+    exit 1
+  fi
+  if ! libclang="$(find_libclang)"; then
+    say "libclang-dev was installed but no libclang.so can be found; set LIBCLANG_PATH to its folder"
     exit 1
   fi
 fi

@@ -8,7 +8,6 @@ use exchange_proto::v1::catalog_server::CatalogServer;
 use exchange_store::RocksStore;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 
@@ -97,7 +96,7 @@ pub async fn start(config: CatalogConfig) -> anyhow::Result<RunningCatalog> {
         .add_service(CatalogServer::new(CatalogGrpc::new(catalog.clone(), stopping_rx)));
     let task = tokio::spawn(async move {
         router
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+            .serve_with_incoming_shutdown(exchange_daemon::accept_connections(listener), async {
                 let _ = rx.await;
             })
             .await

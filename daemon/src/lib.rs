@@ -1,6 +1,11 @@
 //! What every Exchange daemon (`exchange-catalog`, `exchange-node`) does at start and at stop,
 //! in one place so that the daemons cannot drift apart: logging that never takes the process
-//! down, the TLS crypto provider, surviving a file-size limit, and the stop signals.
+//! down, the TLS crypto provider, surviving a file-size limit, the stop signals, and how
+//! connections are accepted.
+
+mod incoming;
+
+pub use incoming::accept_connections;
 
 /// Sets up a daemon process; call first in `main`, inside the tokio runtime.
 ///

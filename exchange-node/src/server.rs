@@ -9,7 +9,6 @@ use exchange_proto::v1::node_server::NodeServer;
 use exchange_store::{KvStore, RocksStore};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Server};
 
@@ -149,7 +148,7 @@ pub async fn start_with_store(config: NodeConfig, store: Arc<dyn KvStore>) -> an
         .add_service(NodeServer::new(NodeGrpc::new(node.clone())));
     let task = tokio::spawn(async move {
         router
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+            .serve_with_incoming_shutdown(exchange_daemon::accept_connections(listener), async {
                 let _ = rx.await;
             })
             .await

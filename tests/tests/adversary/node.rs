@@ -1,0 +1,1 @@
+//! Attacks on a department node: see the suite's documentation in `main.rs`.
