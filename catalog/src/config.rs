@@ -142,9 +142,11 @@ impl CatalogConfig {
         if log_origin.trim().is_empty() || log_origin.contains(char::is_whitespace) {
             bail!("setting log_origin: must be a non-empty name without spaces, e.g. exchange.sz.gov.cn/log");
         }
-        if !(30..=3600).contains(&token_lifetime_secs) {
+        // Nodes refuse any token living longer than MAX_TOKEN_LIFETIME_SECS, whoever signed it.
+        let max = exchange_core::token::MAX_TOKEN_LIFETIME_SECS;
+        if !(30..=max as u64).contains(&token_lifetime_secs) {
             bail!(
-                "setting token_lifetime_secs: {token_lifetime_secs} is outside 30..=3600 (consent tokens are short-lived)"
+                "setting token_lifetime_secs: {token_lifetime_secs} is outside 30..={max} (consent tokens are short-lived)"
             );
         }
         let tls_files = TlsFiles {

@@ -350,6 +350,7 @@ async fn the_catalog_end_to_end() {
                 audience: PSB,
                 requester: HCB,
                 subject: CITIZEN,
+                subject_kind: "person",
                 dataset: &format!("{PSB}/population"),
                 purpose: "SZ-HCB-ZLBA-001",
             },
@@ -386,6 +387,7 @@ async fn the_catalog_end_to_end() {
             audience: PSB,
             requester: HCB,
             subject,
+            subject_kind: "person",
             dataset: &format!("{PSB}/population"),
             purpose: "SZ-HCB-ZLBA-001",
         };

@@ -6,10 +6,11 @@
 //!
 //! Verification is strict and ordered, and each refusal names the check that failed:
 //! size (at most [`MAX_TOKEN_BYTES`], checked before any parsing), header (algorithm pinned to
-//! EdDSA: `none` and HMAC are refused), key id, signature (through `jsonwebtoken`, then again
-//! with Ed25519 `verify_strict`, which `jsonwebtoken` does not use), required claims, issuer,
-//! validity window against the caller's clock, and then the query binding (audience,
-//! requester, subject, dataset, purpose). Revocation is the caller's: it holds the revocation
+//! EdDSA: `none` and HMAC are refused; no `crit`), key id, signature (through `jsonwebtoken`,
+//! then again with Ed25519 `verify_strict`, which `jsonwebtoken` does not use), required
+//! claims, issuer, issue time not in the future, lifetime at most
+//! [`MAX_TOKEN_LIFETIME_SECS`], validity window against the caller's clock, and then the query
+//! binding (audience, requester, subject id and kind, dataset, purpose), as RFC 8725 asks. Revocation is the caller's: it holds the revocation
 //! list of the federation configuration and calls [`VerifiedConsent::check_not_revoked`].
 
 use std::collections::BTreeSet;
@@ -29,6 +30,10 @@ pub const MAX_TOKEN_BYTES: usize = 4096;
 
 /// Leeway allowed for clock skew between the catalog and a node, in seconds.
 pub const CLOCK_SKEW_LEEWAY_SECS: i64 = 5;
+
+/// The longest lifetime (`exp - iat`) of a token the catalog may issue, in seconds; a token
+/// claiming a longer one is refused, whoever signed it (RFC 8725 §3.10: short-lived).
+pub const MAX_TOKEN_LIFETIME_SECS: i64 = 3600;
 
 /// The claims of a consent token, as they travel in the JWT.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,6 +81,10 @@ pub enum TokenError {
     /// The header names another algorithm than EdDSA.
     #[error("consent token algorithm {0} is refused: only EdDSA (Ed25519) is accepted")]
     AlgorithmRefused(String),
+    /// The header has a `crit` member (RFC 7515 §4.1.11): no extension is understood here,
+    /// and an empty list is itself invalid.
+    #[error("consent token header names critical extensions (crit), none of which is understood")]
+    CriticalHeader,
     /// The header names no key id or one the verifier does not know.
     #[error("consent token key id {0:?} is not a known catalog key")]
     UnknownKey(String),
@@ -101,6 +110,22 @@ pub enum TokenError {
         /// The verifier's clock.
         now: i64,
     },
+    /// Issued in the future, beyond the clock-skew leeway.
+    #[error("consent token is issued at {iat}, in the future (now {now}): the issuer's clock is wrong")]
+    IssuedInFuture {
+        /// Its `iat`.
+        iat: i64,
+        /// The verifier's clock.
+        now: i64,
+    },
+    /// Valid for longer than the catalog ever issues.
+    #[error("consent token lives {lifetime} s (iat to exp), more than the {max} s a consent token may live")]
+    LifetimeTooLong {
+        /// `exp - iat`, seconds.
+        lifetime: i64,
+        /// [`MAX_TOKEN_LIFETIME_SECS`].
+        max: i64,
+    },
     /// Not valid yet.
     #[error("consent token is not valid before {nbf} (now {now})")]
     NotYetValid {
@@ -125,7 +150,8 @@ pub enum TokenError {
         /// The token's `req`.
         found: String,
     },
-    /// About another subject (ids are not repeated here: they are personal data).
+    /// About another subject, or the same id as another kind of subject (ids are not
+    /// repeated here: they are personal data).
     #[error("consent token is about another subject than the one queried")]
     WrongSubject,
     /// For another dataset.
@@ -230,6 +256,8 @@ pub struct TokenExpectation<'a> {
     pub requester: &'a str,
     /// The queried subject id (canonical form).
     pub subject: &'a str,
+    /// The queried subject's kind (`person` or `organisation`), bound like the id.
+    pub subject_kind: &'a str,
     /// The queried dataset id.
     pub dataset: &'a str,
     /// The query's purpose code.
@@ -305,6 +333,9 @@ impl TokenVerifier {
         if alg != "EdDSA" {
             return Err(TokenError::AlgorithmRefused(if alg.is_empty() { "(missing)".into() } else { alg.into() }));
         }
+        if header.get("crit").is_some() {
+            return Err(TokenError::CriticalHeader);
+        }
         let kid = header.get("kid").and_then(|k| k.as_str()).unwrap_or("");
         let key = self.keys.iter().find(|k| k.key_id == kid).ok_or_else(|| TokenError::UnknownKey(kid.to_string()))?;
 
@@ -338,6 +369,13 @@ impl TokenVerifier {
         if claims.iss != self.issuer {
             return Err(TokenError::WrongIssuer { expected: self.issuer.clone(), found: claims.iss });
         }
+        if claims.iat > now_secs + CLOCK_SKEW_LEEWAY_SECS {
+            return Err(TokenError::IssuedInFuture { iat: claims.iat, now: now_secs });
+        }
+        let lifetime = claims.exp.saturating_sub(claims.iat);
+        if lifetime > MAX_TOKEN_LIFETIME_SECS {
+            return Err(TokenError::LifetimeTooLong { lifetime, max: MAX_TOKEN_LIFETIME_SECS });
+        }
         if now_secs >= claims.exp + CLOCK_SKEW_LEEWAY_SECS {
             return Err(TokenError::Expired { exp: claims.exp, now: now_secs });
         }
@@ -360,7 +398,7 @@ impl TokenVerifier {
         if c.req != expected.requester {
             return Err(TokenError::WrongRequester { expected: expected.requester.into(), found: c.req.clone() });
         }
-        if c.sub != expected.subject {
+        if c.sub != expected.subject || c.sub_kind != expected.subject_kind {
             return Err(TokenError::WrongSubject);
         }
         if c.ds != expected.dataset {
@@ -418,6 +456,7 @@ mod tests {
             audience: "gov.sz.psb",
             requester: "gov.sz.hcb",
             subject: "11010519491231002X",
+            subject_kind: "person",
             dataset: "gov.sz.psb/population",
             purpose: "SZ-HCB-ZLBA-001",
         }
@@ -529,6 +568,52 @@ mod tests {
     fn refuses_wrong_issuer() {
         let t = TokenIssuer::new("someone.else", &key(1)).expect("issuer").issue(claims()).expect("issue");
         check(&t, Err(TokenError::WrongIssuer { expected: "catalog.sz".into(), found: "someone.else".into() }));
+    }
+
+    /// A token with `header`, signed properly by the catalog's key (1), so that a refusal
+    /// comes from what the header or claims say, not from the signature.
+    fn signed(header: &str, c: &ConsentClaims) -> String {
+        let h = URL_SAFE_NO_PAD.encode(header);
+        let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(c).expect("json"));
+        let sig = ed25519_dalek::Signer::sign(&key(1), format!("{h}.{body}").as_bytes());
+        format!("{h}.{body}.{}", URL_SAFE_NO_PAD.encode(sig.to_bytes()))
+    }
+
+    #[test]
+    fn refuses_critical_header_extensions_even_an_empty_list() {
+        let kid = key_id(key(1).verifying_key().as_bytes());
+        let mut c = claims();
+        c.iss = "catalog.sz".into();
+        // The same header without crit verifies: the refusals below are about crit alone.
+        check(&signed(&format!(r#"{{"alg":"EdDSA","kid":"{kid}"}}"#), &c), Ok(()));
+        let unknown = format!(r#"{{"alg":"EdDSA","kid":"{kid}","crit":["exp-ext"],"exp-ext":1}}"#);
+        check(&signed(&unknown, &c), Err(TokenError::CriticalHeader));
+        check(&signed(&format!(r#"{{"alg":"EdDSA","kid":"{kid}","crit":[]}}"#), &c), Err(TokenError::CriticalHeader));
+    }
+
+    #[test]
+    fn refuses_a_future_issue_time_and_a_long_lifetime() {
+        let mut c = claims();
+        c.iat = NOW + 3600;
+        c.nbf = NOW - 10;
+        check(&issue(c), Err(TokenError::IssuedInFuture { iat: NOW + 3600, now: NOW }));
+        // Within the clock-skew leeway is fine.
+        let mut c = claims();
+        c.iat = NOW + CLOCK_SKEW_LEEWAY_SECS;
+        check(&issue(c), Ok(()));
+        let mut c = claims();
+        c.exp = c.iat + 3 * 365 * 86_400;
+        check(&issue(c), Err(TokenError::LifetimeTooLong { lifetime: 3 * 365 * 86_400, max: MAX_TOKEN_LIFETIME_SECS }));
+        let mut c = claims();
+        c.exp = c.iat + MAX_TOKEN_LIFETIME_SECS;
+        check(&issue(c), Ok(()));
+    }
+
+    #[test]
+    fn binds_the_subject_kind() {
+        let mut c = claims();
+        c.sub_kind = "organisation".into();
+        check(&issue(c), Err(TokenError::WrongSubject));
     }
 
     #[test]

@@ -161,12 +161,16 @@ impl From<PolicyError> for NodeError {
 impl From<TokenError> for NodeError {
     fn from(err: TokenError) -> Self {
         let reason = match &err {
-            TokenError::TooLarge { .. } | TokenError::AlgorithmRefused(_) => ReasonCode::ConsentTokenRefused,
+            TokenError::TooLarge { .. } | TokenError::AlgorithmRefused(_) | TokenError::CriticalHeader => {
+                ReasonCode::ConsentTokenRefused
+            }
             TokenError::Malformed(_)
             | TokenError::UnknownKey(_)
             | TokenError::BadSignature
             | TokenError::BadClaim(_)
-            | TokenError::WrongIssuer { .. } => ReasonCode::ConsentTokenInvalid,
+            | TokenError::WrongIssuer { .. }
+            | TokenError::IssuedInFuture { .. }
+            | TokenError::LifetimeTooLong { .. } => ReasonCode::ConsentTokenInvalid,
             TokenError::Expired { .. } => ReasonCode::ConsentTokenExpired,
             TokenError::NotYetValid { .. } => ReasonCode::ConsentTokenNotYetValid,
             TokenError::WrongAudience { .. } => ReasonCode::ConsentWrongAudience,

@@ -466,6 +466,7 @@ impl Node {
                     audience: &self.dept,
                     requester: &p.requester,
                     subject: subject.as_str(),
+                    subject_kind: subject.kind().as_str(),
                     dataset: &p.dataset,
                     purpose: p.purpose.as_str(),
                 },

@@ -5,6 +5,8 @@
 //!
 //! - `node`: the node answers exactly what grant and consent allow.
 //! - `catalog`: each member sees and writes only what is its own in the central log.
+//! - `tokens`: consent tokens that say more than the catalog issues, signed with its own key.
 
 mod catalog;
 mod node;
+mod tokens;

@@ -1,0 +1,105 @@
+//! Consent tokens by RFC 8725, attacked with the catalog's own signing key (read from the
+//! federation's key file, as a thief of that file could): a token that says more than the
+//! catalog ever issues is refused however well it is signed. Each refusal is precise, returns
+//! no data, and is logged.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use exchange_client_sdk::localnet::data::{HCB, POPULATION, PSB, RENTAL};
+use exchange_core::token::{ConsentClaims, MAX_TOKEN_LIFETIME_SECS};
+use exchange_proto::v1::*;
+use exchange_tests::*;
+use tonic::Code;
+
+const FIELDS: [&str; 2] = ["name", "status"];
+
+/// A token with a header of the case's own, signed by the catalog's key.
+fn sign_with_header(fed: &TestFed, header: &serde_json::Value, claims: &ConsentClaims) -> String {
+    let key = exchange_pki::keyfile::read_signing_key(&fed.net.dir().join("keys/catalog-signing.pem"))
+        .must("catalog signing key");
+    let h = URL_SAFE_NO_PAD.encode(header.to_string());
+    let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).must("claims json"));
+    let signature = ed25519_dalek::Signer::sign(&key, format!("{h}.{body}").as_bytes());
+    format!("{h}.{body}.{}", URL_SAFE_NO_PAD.encode(signature.to_bytes()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_saying_more_than_the_catalog_issues_are_refused() {
+    let fed = TestFed::start(Setup::default()).await;
+    let (landlord, _) = fed.landlord();
+    let landlord_id = landlord["id_number"].clone();
+    let (consent, token) = fed.consent_token(HCB, &landlord_id, &[POPULATION], &FIELDS, RENTAL, POPULATION).await;
+    let hcb = fed.client(HCB).clone();
+
+    // The catalog's own token is served: the refusals below are about what each forgery says.
+    hcb.run_query(record_query(&landlord_id, &FIELDS, &token, "tok-baseline")).await.must("the real token is served");
+    let parts: Vec<&str> = token.split('.').collect();
+    assert_eq!(parts.len(), 3, "a JWT has three parts");
+    let (header_b64, claims_b64) = (parts[0], parts[1]);
+    let header: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header_b64).must("b64")).must("header json");
+    let real: ConsentClaims =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(claims_b64).must("b64")).must("claims json");
+    assert_eq!((real.jti.as_str(), real.aud.as_str()), (consent.id.as_str(), PSB));
+    let now = now_ms() / 1000;
+
+    let with_crit = |crit: serde_json::Value| {
+        let mut h = header.clone();
+        h["crit"] = crit;
+        h["x-exchange-ext"] = serde_json::json!(true);
+        h
+    };
+    let cases: Vec<(&str, String, ReasonCode, &str)> = vec![
+        (
+            "tok-crit-unknown",
+            sign_with_header(&fed, &with_crit(serde_json::json!(["x-exchange-ext"])), &real),
+            ReasonCode::ConsentTokenRefused,
+            "crit",
+        ),
+        (
+            "tok-crit-empty",
+            sign_with_header(&fed, &with_crit(serde_json::json!([])), &real),
+            ReasonCode::ConsentTokenRefused,
+            "crit",
+        ),
+        (
+            "tok-iat-future",
+            fed.forge_token(ConsentClaims { iat: now + 86_400, ..real.clone() }),
+            ReasonCode::ConsentTokenInvalid,
+            "in the future",
+        ),
+        (
+            "tok-lifetime-years",
+            fed.forge_token(ConsentClaims { exp: now + 3 * 365 * 86_400, ..real.clone() }),
+            ReasonCode::ConsentTokenInvalid,
+            "may live",
+        ),
+        (
+            "tok-sub-kind",
+            fed.forge_token(ConsentClaims { sub_kind: "organisation".into(), ..real.clone() }),
+            ReasonCode::ConsentWrongSubject,
+            "another subject",
+        ),
+    ];
+    assert!(real.exp - real.iat <= MAX_TOKEN_LIFETIME_SECS, "the catalog's own token is within the limit");
+
+    let mut wrong = Vec::new();
+    for (trace, forged, reason, words) in &cases {
+        let (code, got, message) = refusal(hcb.run_query(record_query(&landlord_id, &FIELDS, forged, trace)).await);
+        if (code, got) != (Code::PermissionDenied, *reason) || !message.contains(words) {
+            wrong.push(format!(
+                "{trace}: expected PERMISSION_DENIED {reason:?} naming {words:?}, got {code:?} {got:?}: {message}"
+            ));
+        }
+        assert!(!message.contains(&landlord_id), "{trace}: the message repeats the subject id");
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+
+    // Each refusal reached the central log once, with its reason and no data served.
+    for (trace, _, reason, _) in &cases {
+        let entries = fed.central_entries(trace).await;
+        assert_eq!(entries.len(), 1, "{trace}: one central entry");
+        assert_eq!(entries[0].reason_code, *reason as i32, "{trace}: the logged reason");
+        assert!(entries[0].fields.is_empty(), "{trace}: no field served");
+    }
+}
