@@ -36,6 +36,22 @@ if ! libclang="$(find_libclang)"; then
   fi
 fi
 
+# The tests check the project's keys and certificates with OpenSSL (what most non-Rust
+# department systems use), and scripts/check-rocksdb-reuse is Python.
+for tool in openssl python3; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      say "installing $tool (the tests need it)"
+      export DEBIAN_FRONTEND=noninteractive
+      apt-get update -qq >/dev/null
+      apt-get install -y -qq "$tool" >/dev/null
+    else
+      say "the tests need $tool: sudo apt-get install $tool, then run this again"
+      exit 1
+    fi
+  fi
+done
+
 if [ ! -f "$CARGO_TARGET_DIR/.rocksdb-built" ]; then
   say "first build on this machine: RocksDB's C++ takes 15-30 minutes on two cores, once"
   say "(target directory: $CARGO_TARGET_DIR)"

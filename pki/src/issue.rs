@@ -28,10 +28,14 @@ pub const DEFAULT_VALID_DAYS: u32 = 365;
 /// clock is a little behind still accepts them.
 const CLOCK_SKEW: Duration = Duration::minutes(5);
 
-/// The signature algorithm of every key this crate generates. rustls with *ring* accepts
-/// Ed25519 both for certificate signatures and TLS 1.3/1.2 handshakes.
+/// The signature algorithm of every TLS key and certificate this crate generates: ECDSA P-256
+/// with SHA-256, which every TLS stack a department system may use accepts (rustls, OpenSSL,
+/// BoringSSL as gRPC builds it for Python, C++ and others, Java's JSSE and Netty, .NET,
+/// browsers). Ed25519, which rustls takes, is refused by BoringSSL in gRPC and by grpc-java
+/// over Netty; it stays for what the application signs (answers, tokens, checkpoints).
+/// CAs and certificates issued earlier with Ed25519 keys are still loaded and trusted.
 fn algorithm() -> &'static rcgen::SignatureAlgorithm {
-    &rcgen::PKCS_ED25519
+    &rcgen::PKCS_ECDSA_P256_SHA256
 }
 
 fn generate_error(what: &'static str) -> impl FnOnce(rcgen::Error) -> PkiError {
@@ -215,7 +219,7 @@ impl fmt::Debug for FederationCa {
 }
 
 impl FederationCa {
-    /// A new self-signed CA named `name` (the subject CN) with an Ed25519 key, valid for
+    /// A new self-signed CA named `name` (the subject CN) with an ECDSA P-256 key, valid for
     /// [`CA_VALID_DAYS`], allowed to sign department certificates but no intermediate CAs.
     pub fn generate(name: &str) -> Result<FederationCa, PkiError> {
         if name.trim().is_empty() || name.len() > 64 {
@@ -319,7 +323,7 @@ impl FederationCa {
         write_pair(dir.as_ref(), stem, &cert, &key)
     }
 
-    /// Issues a department certificate with a new Ed25519 key: subject CN and SAN URI
+    /// Issues a department certificate with a new ECDSA P-256 key: subject CN and SAN URI
     /// `urn:exchange:dept:<id>`, the requested DNS and IP SANs, and EKU serverAuth and/or
     /// clientAuth.
     pub fn issue(&self, spec: &CertSpec) -> Result<IssuedCert, PkiError> {

@@ -5,7 +5,8 @@
 //! This crate does three jobs:
 //!
 //! 1. **Issuing** ([`FederationCa`], [`CertSpec`], [`IssuedCert`]): the CA behind
-//!    `exchange ca init` / `exchange ca issue`, the demo and the tests. Keys are Ed25519.
+//!    `exchange ca init` / `exchange ca issue`, the demo and the tests. TLS keys are ECDSA P-256 (every TLS stack takes them); the
+//!    application's own signatures (answers, tokens, checkpoints) stay Ed25519, elsewhere.
 //! 2. **Loading and TLS configuration** ([`TlsFiles::load`], [`server_tls_config`],
 //!    [`client_tls_config`], [`https_endpoint`]): checked once at start-up, with errors naming
 //!    the file and what is wrong.

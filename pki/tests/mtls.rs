@@ -308,6 +308,71 @@ async fn files_on_disk_are_private_and_never_overwritten() {
     assert!(missing.to_string().contains("nobody.crt"), "{missing}");
 }
 
+/// Runs `openssl` with `args`: (success, standard output and error together).
+fn openssl(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run openssl (./scripts/test installs it when missing)");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+/// The files the CA writes are read by OpenSSL, the TLS library of most department systems
+/// that are not Rust (Python, PHP, C, Node.js), and it completes a mutual-TLS handshake with a
+/// server configured as every daemon is: the certificates are ECDSA P-256, not Ed25519, which
+/// BoringSSL in gRPC and Java over Netty refuse.
+#[tokio::test]
+async fn openssl_reads_every_file_and_completes_the_mutual_handshake() {
+    let fed = Federation::start().await;
+    let path = |name: &str| fed.dir.path().join(name).display().to_string();
+    for stem in ["ca", SERVER, CALLER] {
+        let (ok, text) = openssl(&["x509", "-in", &path(&format!("{stem}.crt")), "-noout", "-text"]);
+        assert!(ok, "openssl x509 {stem}.crt: {text}");
+        assert!(text.contains("id-ecPublicKey") && text.contains("prime256v1"), "{stem}.crt is not P-256: {text}");
+        assert!(text.contains("ecdsa-with-SHA256"), "{stem}.crt is not signed with ECDSA SHA-256: {text}");
+        let (ok, text) = openssl(&["pkey", "-in", &path(&format!("{stem}.key")), "-noout", "-text"]);
+        assert!(ok && text.contains("prime256v1"), "openssl pkey {stem}.key: {text}");
+    }
+    let (_, text) = openssl(&["x509", "-in", &path(&format!("{CALLER}.crt")), "-noout", "-ext", "subjectAltName"]);
+    assert!(text.contains(&format!("URI:urn:exchange:dept:{CALLER}")), "{text}");
+    let (ok, text) = openssl(&["verify", "-CAfile", &path("ca.crt"), &path(&format!("{CALLER}.crt"))]);
+    assert!(ok && text.contains(": OK"), "openssl verify: {text}");
+
+    let connect = format!("127.0.0.1:{}", fed.guarded.port());
+    let (cert, key, ca) = (path(&format!("{CALLER}.crt")), path(&format!("{CALLER}.key")), path("ca.crt"));
+    let args = [
+        "s_client",
+        "-connect",
+        &connect,
+        "-servername",
+        "localhost",
+        "-verify_hostname",
+        "localhost",
+        "-CAfile",
+        &ca,
+        "-verify_return_error",
+        "-cert",
+        &cert,
+        "-key",
+        &key,
+        "-alpn",
+        "h2",
+        "-brief",
+    ]
+    .map(String::from);
+    let (ok, text) = bounded(
+        "openssl s_client",
+        tokio::task::spawn_blocking(move || openssl(&args.iter().map(String::as_str).collect::<Vec<_>>())),
+    )
+    .await
+    .expect("s_client task");
+    assert!(ok, "openssl s_client: {text}");
+    assert!(text.contains("Verification: OK"), "the server's certificate did not verify: {text}");
+    assert!(text.contains("Signature type: ECDSA"), "the server did not sign with its ECDSA key: {text}");
+}
+
 fn time_days(days: i64) -> std::time::Duration {
     std::time::Duration::from_secs(u64::try_from(days).unwrap_or(0) * 86_400)
 }
