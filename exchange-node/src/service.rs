@@ -472,35 +472,41 @@ impl Node {
     }
 
     /// A licence at `version` (0: the current one); `None` when it or that version is not held.
-    async fn read_licence(&self, dataset: &str, id: &LicenceId, version: u64) -> Result<Option<StoredLicence>> {
+    async fn read_licence(
+        &self,
+        dataset: &str,
+        id: &LicenceId,
+        version: u64,
+    ) -> Result<Option<Versioned<StoredLicence>>> {
         let key = licence_key(dataset, id.as_str());
         self.read_version(LICENCES, key, version, |l: &StoredLicence| l.version).await
     }
 
     /// A record at `version` (0: the current one); `None` when it or that version is not held.
     async fn read_record(&self, dataset: &str, s: &SubjectId, version: u64) -> Result<Option<StoredRecord>> {
-        self.read_version(RECORDS, record_key(dataset, s), version, |r: &StoredRecord| r.version).await
+        let read = self.read_version(RECORDS, record_key(dataset, s), version, |r: &StoredRecord| r.version).await?;
+        Ok(read.map(|v| v.row))
     }
 
     /// The row at `key` of `table` as of `version`: the current row, or a superseded one
-    /// from the history (0 asks for the current one).
+    /// from the history together with the current one (0 asks for the current one).
     async fn read_version<T>(
         &self,
         table: &'static str,
         key: Vec<u8>,
         version: u64,
         version_of: fn(&T) -> u64,
-    ) -> Result<Option<T>>
+    ) -> Result<Option<Versioned<T>>>
     where
         T: serde::de::DeserializeOwned + Send + 'static,
     {
         let db = self.db.clone();
         run_blocking(move || match db.get_json::<T>(table, &key)? {
-            Some(current) if version != 0 && version < version_of(&current) => {
-                db.get_json::<T>(HISTORY, &history_key(table, &key, version))
-            }
+            Some(current) if version != 0 && version < version_of(&current) => Ok(db
+                .get_json::<T>(HISTORY, &history_key(table, &key, version))?
+                .map(|row| Versioned { row, current: Some(current) })),
             Some(current) if version > version_of(&current) => Ok(None),
-            other => Ok(other),
+            other => Ok(other.map(|row| Versioned { row, current: None })),
         })
         .await
     }
@@ -533,12 +539,13 @@ impl Node {
                 let whose = if allowed.consent.is_some() { " held by the consenting subject" } else { "" };
                 NodeError::NotFound(format!("no licence {id}{}{whose} in {}", at_version(version), p.dataset))
             };
-            let l = self.read_licence(&p.dataset, &id, version).await?.ok_or_else(not_found)?;
-            let holder = Self::holder_of(&l)?;
+            let read = self.read_licence(&p.dataset, &id, version).await?.ok_or_else(not_found)?;
+            let l = &read.row;
+            let holder = Self::holder_of(l)?;
             if !allowed.consented_by(&holder) {
                 return Err(not_found());
             }
-            let licence = licence_proto(&p.schema, id.as_str(), &l, &allowed.fields);
+            let licence = licence_proto(&p.schema, id.as_str(), l, read.current.as_ref(), &allowed.fields);
             let event = self.served_event(
                 p,
                 &holder,
@@ -572,7 +579,7 @@ impl Node {
             };
             let requested = requested_set(&format!("{prefix}fields"), fields)?;
             let allowed = self.authorize(p, &requested, token, claimed.as_ref(), true)?;
-            let stored = self.read_licence(&p.dataset, &id, 0).await?;
+            let stored = self.read_licence(&p.dataset, &id, 0).await?.map(|v| v.row);
             let mut event = self.prepared_event(p);
             event.consent_id = allowed.consent_id();
             let answer = match stored {
@@ -642,7 +649,7 @@ impl Node {
             })
             .await?;
             let licences: Vec<Licence> =
-                stored.iter().map(|(id, l)| licence_proto(&p.schema, id, l, &allowed.fields)).collect();
+                stored.iter().map(|(id, l)| licence_proto(&p.schema, id, l, None, &allowed.fields)).collect();
             let event = self.served_event(
                 p,
                 &holder,
@@ -806,11 +813,34 @@ fn screen(field: &str, text: &str, logged: &mut String) -> Result<()> {
 /// identifier in clear.
 pub const IDENTIFIER_WITHHELD: &str = "[withheld: identifier in clear]";
 
+/// A row as of the version asked, and the current row when that version is an earlier one.
+struct Versioned<T> {
+    row: T,
+    current: Option<T>,
+}
+
 /// A licence projected to the allowed fields: its number and its standing (status, validity
 /// dates, which the number identifies) only when the schema's key field is allowed, its
-/// holder only when the schema's holder field is.
-fn licence_proto(schema: &Schema, id: &str, l: &StoredLicence, fields: &BTreeSet<String>) -> Licence {
+/// holder only when the schema's holder field is. `current`: the licence's current version,
+/// when `l` is an earlier one; the answer is then marked historical, its status is the one
+/// the version had when it was recorded, and the current status is shown beside it.
+fn licence_proto(
+    schema: &Schema,
+    id: &str,
+    l: &StoredLicence,
+    current: Option<&StoredLicence>,
+    fields: &BTreeSet<String>,
+) -> Licence {
     let numbered = fields.contains(&schema.key_field);
+    let today = today_cst(now_ms());
+    let (status, current_status) = match current {
+        Some(cur) => (licence_status(l, &today_cst(l.updated_at_ms)), licence_status(cur, &today)),
+        None => {
+            let s = licence_status(l, &today);
+            (s, s)
+        }
+    };
+    let standing = |s: LicenceStatus| if numbered { s as i32 } else { LicenceStatus::Unspecified as i32 };
     let show_holder = schema.holder_field.as_ref().is_some_and(|h| fields.contains(h));
     let shown = |s: &str| if numbered { s.to_string() } else { String::new() };
     Licence {
@@ -822,15 +852,14 @@ fn licence_proto(schema: &Schema, id: &str, l: &StoredLicence, fields: &BTreeSet
             },
             id: l.holder_id.clone(),
         }),
-        status: if numbered {
-            licence_status(l, &today_cst(now_ms())) as i32
-        } else {
-            LicenceStatus::Unspecified as i32
-        },
+        status: standing(status),
         valid_from: shown(&l.valid_from),
         valid_until: shown(&l.valid_until),
         version: l.version,
         fields: field_values(&l.fields, fields),
+        historical: current.is_some(),
+        current_status: standing(current_status),
+        current_version: current.map_or(l.version, |c| c.version),
     }
 }
 

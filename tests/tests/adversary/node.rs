@@ -373,6 +373,44 @@ async fn consent_by_dataset_least_data_and_existence_after_authorization() {
     let (code, reason, _) = refusal(hcb.run_query(read(unknown, "bound-unknown")).await);
     assert_eq!((code, reason), (Code::NotFound, ReasonCode::NotFound));
 
+    // A version read answers as what it is: revoked since, version 1 is the VALID version it
+    // was, marked historical, beside the licence's current status (all under the signature
+    // the SDK verified).
+    let revoked = fed
+        .client(PNR)
+        .revoke_licence(RevokeLicenceRequest {
+            dataset: PROPERTY_CERTIFICATE.into(),
+            licence_id: cert_no.clone(),
+            reason: "adversary suite".into(),
+        })
+        .await
+        .must("revoke");
+    assert_eq!(revoked.version, 2);
+    let at = |version: u64, trace: &str| {
+        NodeQuery::Licence(GetLicenceRequest {
+            context: ctx(RENTAL, trace),
+            dataset: PROPERTY_CERTIFICATE.into(),
+            licence_id: cert_no.clone(),
+            fields: vec!["cert_no".into(), "area".into()],
+            consent_token: token.clone(),
+            version,
+        })
+    };
+    let exchange_client_sdk::NodeAnswer::Licence(old) = hcb.run_query(at(1, "version-1")).await.must("version 1")
+    else {
+        panic!("a licence answer")
+    };
+    let old = old.answer().licence.clone().expect("licence");
+    assert_eq!((old.version, old.status, old.historical), (1, LicenceStatus::Valid as i32, true));
+    assert_eq!((old.current_version, old.current_status), (2, LicenceStatus::Revoked as i32));
+    let exchange_client_sdk::NodeAnswer::Licence(now) = hcb.run_query(at(0, "version-now")).await.must("current")
+    else {
+        panic!("a licence answer")
+    };
+    let now = now.answer().licence.clone().expect("licence");
+    assert_eq!((now.version, now.status, now.historical), (2, LicenceStatus::Revoked as i32, false));
+    assert_eq!((now.current_version, now.current_status), (2, LicenceStatus::Revoked as i32));
+
     // The log: every refusal once, with its reason and no field; the served answers with
     // exactly the fields that left.
     for (trace, reason) in [
