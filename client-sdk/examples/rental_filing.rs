@@ -100,7 +100,7 @@ async fn main() -> anyhow::Result<()> {
     let tenant_consent =
         consent_of(&portal, &housing_dept, &tenant, POPULATION, &["name", "status"], application).await?;
     let landlord_consent =
-        consent_of(&portal, &housing_dept, &landlord, PROPERTY, &["address", "area"], application).await?;
+        consent_of(&portal, &housing_dept, &landlord, PROPERTY, &["cert_no", "address", "area"], application).await?;
 
     // 2. Short-lived tokens, one per dataset.
     let tenant_token = housing.issue_consent_token(&tenant_consent.id, POPULATION).await?;
@@ -122,7 +122,8 @@ async fn main() -> anyhow::Result<()> {
                 context,
                 dataset: PROPERTY.to_owned(),
                 holder: person(&landlord),
-                fields: vec!["address".into(), "area".into()],
+                // A certificate's status comes with its number (the schema's key field) only.
+                fields: vec!["cert_no".into(), "address".into(), "area".into()],
                 consent_token: landlord_token.token,
             }),
         ])

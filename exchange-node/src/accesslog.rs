@@ -7,6 +7,10 @@
 //! replies to each. If the write fails, nothing of the batch is stored, the sequence
 //! numbers are handed out again to the next batch (the log stays gapless), and every waiter
 //! gets an error: its query is refused UNAVAILABLE / ACCESS_LOG_UNAVAILABLE, never answered.
+//!
+//! A change of the node's data sends its own write batch with its stamp
+//! ([`AccessLog::append_with`]): the change and its DATA_CHANGE entry are in the same
+//! `WriteBatch`, so both are stored or neither is.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,7 +30,7 @@ pub type Stamp = Box<dyn FnOnce(u64) -> AccessEvent + Send>;
 /// Most events written in one group.
 const MAX_GROUP: usize = 1000;
 
-type Job = (Stamp, oneshot::Sender<Result<u64, String>>);
+type Job = (Stamp, WriteBatch, oneshot::Sender<Result<u64, String>>);
 
 /// A handle on the access-log writer task (cheap to clone).
 #[derive(Clone, Debug)]
@@ -66,6 +70,12 @@ impl AccessLog {
 
     /// Writes one event durably; returns its sequence number once it is on disk.
     pub async fn append(&self, stamp: Stamp) -> Result<u64, NodeError> {
+        self.append_with(stamp, WriteBatch::new()).await
+    }
+
+    /// Writes one event durably together with `data` (a change of the node's data), in one
+    /// atomic write: both are stored, or neither. Returns the event's sequence number.
+    pub async fn append_with(&self, stamp: Stamp, data: WriteBatch) -> Result<u64, NodeError> {
         let (reply, rx) = oneshot::channel();
         let unavailable = |why: String| {
             tracing::error!(cause = %why, "access log write failed");
@@ -74,7 +84,7 @@ impl AccessLog {
                 message: "the access log cannot be written, so the query is refused (fail-closed): retry later".into(),
             }
         };
-        self.tx.send((stamp, reply)).await.map_err(|_| unavailable("writer task stopped".into()))?;
+        self.tx.send((stamp, data, reply)).await.map_err(|_| unavailable("writer task stopped".into()))?;
         match rx.await {
             Ok(Ok(seq)) => Ok(seq),
             Ok(Err(why)) => Err(unavailable(why)),
@@ -101,8 +111,9 @@ async fn run(
         let start = last.load(Ordering::SeqCst) + 1;
         let mut batch = WriteBatch::with_capacity(jobs.len());
         let mut replies = Vec::with_capacity(jobs.len());
-        for (i, (stamp, reply)) in jobs.into_iter().enumerate() {
+        for (i, (stamp, data, reply)) in jobs.into_iter().enumerate() {
             let seq = start + i as u64;
+            batch.extend(data);
             let mut event = stamp(seq);
             event.sequence = seq;
             batch.put(ACCESS_LOG, encode_u64(seq).to_vec(), event.encode_to_vec());

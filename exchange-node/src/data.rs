@@ -28,7 +28,7 @@ use crate::db::{
 };
 use crate::error::{NodeError, Result};
 use crate::fedconfig::now_ms;
-use crate::service::{Node, licence_status, run_blocking, subject_proto, today_cst};
+use crate::service::{Node, commit_change, licence_status, run_blocking, subject_proto, today_cst};
 
 /// Rows per staging or apply chunk.
 const CHUNK: usize = 1000;
@@ -283,7 +283,7 @@ impl Node {
     where
         S: Stream<Item = std::result::Result<ImportRequest, String>> + Unpin,
     {
-        self.require_own(peer)?;
+        self.require_own(peer, "import", "").await?;
         let header = match stream.next().await {
             Some(Ok(ImportRequest { part: Some(import_request::Part::Header(h)) })) => h,
             Some(Err(e)) => return Err(NodeError::bad_request("header", format!("stream failed: {e}"))),
@@ -343,10 +343,19 @@ impl Node {
         }
         let marker = ImportMarker { dataset: header.dataset.clone(), licences };
         let node_writer = self.writer_handle();
+        // The commit marker is the import's commit point: its DATA_CHANGE entry is written in
+        // the same batch, so that an import is kept (and redone after a crash) only with it.
+        let log = self.log.clone();
+        let event = self.change_event(&header.dataset, "import", None, format!("import: {read} records read"));
         let applied = run_blocking(move || {
             let mut batch = WriteBatch::new();
             put_json(&mut batch, META, marker_key(&token), &marker)?;
-            db.commit(batch)?;
+            if let Err(err) = commit_change(&log, batch, event) {
+                if let Err(e) = discard_staging(&db, &prefix) {
+                    tracing::warn!(error = %e, "refused import's staging not discarded (start-up will)");
+                }
+                return Err(err);
+            }
             apply_import(&db, &node_writer, &token, &marker)
         })
         .await?;
@@ -366,13 +375,14 @@ impl Node {
 
     /// The schema of one of the caller's own datasets, which must hold licences (`licences`)
     /// or base records: the start of every provider-side change.
-    fn own_changeable(
+    async fn own_changeable(
         &self,
         peer: std::result::Result<exchange_pki::PeerIdentity, String>,
+        method: &'static str,
         dataset: &str,
         licences: bool,
     ) -> Result<std::sync::Arc<Schema>> {
-        self.require_own(peer)?;
+        self.require_own(peer, method, dataset).await?;
         let (holds_licences, schema) = self.own_dataset("dataset", dataset)?;
         match (licences, holds_licences) {
             (true, false) => Err(NodeError::bad_request("dataset", "holds base records: use UpsertRecord")),
@@ -405,11 +415,13 @@ impl Node {
         peer: std::result::Result<exchange_pki::PeerIdentity, String>,
         r: IssueLicenceRequest,
     ) -> Result<LicenceChange> {
-        let schema = self.own_changeable(peer, &r.dataset, true)?;
+        let schema = self.own_changeable(peer, "issue_licence", &r.dataset, true).await?;
         let row = Self::changed_row(&schema, true, r.fields, &r.valid_from, &r.valid_until)?;
         let db = self.db.clone();
         let writer = self.writer_handle();
         let dataset = r.dataset;
+        let log = self.log.clone();
+        let mut event = self.change_event(&dataset, "issue_licence", None, String::new());
         run_blocking(move || {
             let _w = writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if db.get_json::<StoredLicence>(LICENCES, &licence_key(&dataset, &row.licence_id))?.is_some() {
@@ -420,7 +432,8 @@ impl Node {
             }
             let mut batch = WriteBatch::new();
             apply_rows(&db, &dataset, true, std::slice::from_ref(&row), &mut batch)?;
-            db.commit(batch)?;
+            event.record_versions = vec![1];
+            commit_change(&log, batch, event)?;
             Ok(LicenceChange {
                 licence_id: row.licence_id,
                 version: 1,
@@ -436,7 +449,7 @@ impl Node {
         peer: std::result::Result<exchange_pki::PeerIdentity, String>,
         r: UpdateLicenceRequest,
     ) -> Result<LicenceChange> {
-        let schema = self.own_changeable(peer, &r.dataset, true)?;
+        let schema = self.own_changeable(peer, "update_licence", &r.dataset, true).await?;
         let id = LicenceId::parse(&r.licence_id).map_err(|e| NodeError::bad_ident("licence_id", e))?;
         let row = Self::changed_row(&schema, true, r.fields, &r.valid_from, &r.valid_until)?;
         if row.licence_id != id.as_str() {
@@ -446,6 +459,8 @@ impl Node {
         let writer = self.writer_handle();
         let dataset = r.dataset;
         let expected = r.expected_version;
+        let log = self.log.clone();
+        let mut event = self.change_event(&dataset, "update_licence", None, String::new());
         run_blocking(move || {
             let _w = writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let cur = db
@@ -462,8 +477,9 @@ impl Node {
             }
             let mut batch = WriteBatch::new();
             let c = apply_rows(&db, &dataset, true, std::slice::from_ref(&row), &mut batch)?;
-            db.commit(batch)?;
             let version = if c.updated > 0 { cur.version + 1 } else { cur.version };
+            event.record_versions = vec![version];
+            commit_change(&log, batch, event)?;
             let l = db.get_json::<StoredLicence>(LICENCES, &licence_key(&dataset, id.as_str()))?;
             let status = l.map(|l| licence_status(&l, &today_cst(now_ms()))).unwrap_or(LicenceStatus::Unspecified);
             Ok(LicenceChange { licence_id: id.to_string(), version, status: status as i32 })
@@ -477,19 +493,21 @@ impl Node {
         peer: std::result::Result<exchange_pki::PeerIdentity, String>,
         r: RevokeLicenceRequest,
     ) -> Result<LicenceChange> {
-        self.own_changeable(peer, &r.dataset, true)?;
+        self.own_changeable(peer, "revoke_licence", &r.dataset, true).await?;
         let id = LicenceId::parse(&r.licence_id).map_err(|e| NodeError::bad_ident("licence_id", e))?;
         let db = self.db.clone();
         let writer = self.writer_handle();
         let dataset = r.dataset;
+        let log = self.log.clone();
+        let mut event = self.change_event(&dataset, "revoke_licence", None, String::new());
         run_blocking(move || {
             let _w = writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let key = licence_key(&dataset, id.as_str());
             let mut cur = db
                 .get_json::<StoredLicence>(LICENCES, &key)?
                 .ok_or_else(|| NodeError::NotFound(format!("no licence {id} in {dataset}")))?;
+            let mut batch = WriteBatch::new();
             if cur.status != StoredStatus::Revoked {
-                let mut batch = WriteBatch::new();
                 keep_superseded(&mut batch, LICENCES, &key, cur.version, &cur)?;
                 cur.status = StoredStatus::Revoked;
                 cur.version += 1;
@@ -498,8 +516,9 @@ impl Node {
                 let mut stats = db.stats(&dataset)?;
                 stats.last_updated_ms = cur.updated_at_ms;
                 put_json(&mut batch, META, stats_key(&dataset), &stats)?;
-                db.commit(batch)?;
             }
+            event.record_versions = vec![cur.version];
+            commit_change(&log, batch, event)?;
             Ok(LicenceChange {
                 licence_id: id.to_string(),
                 version: cur.version,
@@ -515,21 +534,28 @@ impl Node {
         peer: std::result::Result<exchange_pki::PeerIdentity, String>,
         r: UpsertRecordRequest,
     ) -> Result<RecordChange> {
-        let schema = self.own_changeable(peer, &r.dataset, false)?;
+        let schema = self.own_changeable(peer, "upsert_record", &r.dataset, false).await?;
         let row = Self::changed_row(&schema, false, r.fields, "", "")?;
+        let subject = SubjectId::parse(row.subject_kind, &row.subject_id)
+            .map_err(|e| NodeError::Internal(format!("subject: {e}")))?;
         let db = self.db.clone();
         let writer = self.writer_handle();
         let dataset = r.dataset;
+        let log = self.log.clone();
+        let mut event = self.change_event(&dataset, "upsert_record", Some(&subject), String::new());
         run_blocking(move || {
             let _w = writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let subject = SubjectId::parse(row.subject_kind, &row.subject_id)
-                .map_err(|e| NodeError::Internal(format!("subject: {e}")))?;
+            let key = record_key(&dataset, &subject);
+            let before = db.get_json::<StoredRecord>(RECORDS, &key)?.map(|r| r.version).unwrap_or(0);
             let mut batch = WriteBatch::new();
             let c = apply_rows(&db, &dataset, false, std::slice::from_ref(&row), &mut batch)?;
-            db.commit(batch)?;
-            let version =
-                db.get_json::<StoredRecord>(RECORDS, &record_key(&dataset, &subject))?.map(|r| r.version).unwrap_or(0);
-            Ok(RecordChange { subject: Some(subject_proto(&subject)), version, changed: c.unchanged == 0 })
+            let changed = c.unchanged == 0;
+            let version = if changed { before + 1 } else { before };
+            if changed {
+                event.record_versions = vec![version];
+                commit_change(&log, batch, event)?;
+            }
+            Ok(RecordChange { subject: Some(subject_proto(&subject)), version, changed })
         })
         .await
     }
@@ -539,7 +565,7 @@ impl Node {
         &self,
         peer: std::result::Result<exchange_pki::PeerIdentity, String>,
     ) -> Result<DescribeDatasetsResponse> {
-        self.require_member(peer)?;
+        self.require_member(peer).await?;
         Ok(DescribeDatasetsResponse { datasets: self.datasets_with_stats().await? })
     }
 
@@ -561,7 +587,7 @@ impl Node {
 
     /// The access-log shipper's state.
     pub async fn log_status(&self, peer: std::result::Result<exchange_pki::PeerIdentity, String>) -> Result<LogStatus> {
-        self.require_own_or_auditor(peer)?;
+        self.require_own_or_auditor(peer).await?;
         let last_written = self.log.last_written();
         let last_shipped = self.shipper.last_shipped();
         let now = now_ms();
@@ -573,6 +599,7 @@ impl Node {
             config_version: self.fed.current().map(|s| s.version).unwrap_or(0),
             config_age_ms: self.fed.age_ms(now).and_then(|a| u64::try_from(a).ok()).unwrap_or(0),
             log_syncs: self.log.syncs(),
+            strangers_refused: self.strangers.total(),
         })
     }
 }

@@ -36,6 +36,9 @@ fn respond<T>(span: &tracing::Span, result: Result<T, NodeError>) -> Result<Resp
             let _entered = span.enter();
             match &err {
                 NodeError::Internal(cause) => tracing::error!(%cause, "internal error"),
+                // Strangers are counted and reported at a bounded rate by the gate, never
+                // one line per call: a flood must not fill the disk through the daemon's log.
+                NodeError::Unauthenticated(_) | NodeError::UnknownMember(_) => {}
                 other => tracing::info!(error = %other, reason = ?other.reason(), "refused"),
             }
             Err(err.to_status())
@@ -74,17 +77,15 @@ macro_rules! batch {
     }};
 }
 
-/// A licence change by the provider's own systems: run it, then log it as a data change
-/// and have the watcher republish the dataset's statistics.
+/// A licence change by the provider's own systems (committed with its DATA_CHANGE entry by
+/// the handler); then the watcher republishes the dataset's statistics.
 macro_rules! licence_change {
     ($self:ident, $req:ident, $method:ident) => {{
         let who = peer(&$req);
         let span = span(stringify!($method), &who);
         let r = $req.into_inner();
-        let dataset = r.dataset.clone();
         let result = $self.node.$method(who, r).instrument(span.clone()).await;
-        if let Ok(change) = &result {
-            $self.node.log_change(&dataset, stringify!($method), vec![change.version], None, String::new()).await;
+        if result.is_ok() {
             $self.node.datasets_changed.notify_one();
         }
         respond(&span, result)
@@ -264,11 +265,6 @@ impl NodeApi for NodeGrpc {
         if let Ok(summary) = &result
             && summary.inserted + summary.updated > 0
         {
-            let note = format!(
-                "import: {} read, {} inserted, {} updated, {} unchanged",
-                summary.records_read, summary.inserted, summary.updated, summary.unchanged
-            );
-            self.node.log_change(&summary.dataset, "import", vec![], None, note).await;
             self.node.datasets_changed.notify_one();
         }
         respond(&span, result)
@@ -290,15 +286,10 @@ impl NodeApi for NodeGrpc {
         let who = peer(&req);
         let span = span("upsert_record", &who);
         let r = req.into_inner();
-        let dataset = r.dataset.clone();
         let result = self.node.upsert_record(who, r).instrument(span.clone()).await;
         if let Ok(change) = &result
             && change.changed
         {
-            let subject = crate::service::parse_subject("subject", change.subject.as_ref()).ok();
-            self.node
-                .log_change(&dataset, "upsert_record", vec![change.version], subject.as_ref(), String::new())
-                .await;
             self.node.datasets_changed.notify_one();
         }
         respond(&span, result)

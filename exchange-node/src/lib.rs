@@ -4,12 +4,13 @@
 //! the catalog.
 //!
 //! The crate is cut as the architecture asks: [`service`] and [`data`] hold the handlers
-//! (no tonic), [`grpc`] the thin adapter, [`db`] the tables over the `exchange-store` trait,
+//! (no tonic), [`authorize`] the gate every call and every query item passes, [`grpc`] the thin adapter, [`db`] the tables over the `exchange-store` trait,
 //! [`accesslog`] the group-committing log writer, [`fedconfig`] the verified federation
 //! configuration, [`shipper`] the log shipper, [`config`] the two-stage configuration and
 //! [`server`] the daemon.
 
 pub mod accesslog;
+pub mod authorize;
 pub mod config;
 pub mod data;
 pub mod db;

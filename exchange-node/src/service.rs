@@ -7,19 +7,23 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use ed25519_dalek::SigningKey;
 use exchange_core::digest::{key_id, sign_digest};
-use exchange_core::ident::{DatasetId, LicenceId, PurposeCode, Reason, SubjectId, SubjectKind, TraceId};
-use exchange_core::policy::{Decision, QueryScope, RateState, apply_consent, decide};
+use exchange_core::ident::{
+    DatasetId, LicenceId, PurposeCode, Reason, SubjectId, SubjectKind, TraceId, find_identifier,
+};
+use exchange_core::policy::RateState;
 use exchange_core::schema::Schema;
-use exchange_core::token::{TokenExpectation, TokenVerifier, VerifiedConsent};
+use exchange_core::token::VerifiedConsent;
 use exchange_pki::PeerIdentity;
 use exchange_proto::canonical::SignedAnswer;
 use exchange_proto::v1::{
     AccessEvent, AnswerHeader, AnswerSignature, ClaimedValue, Dataset, DatasetKind, EventKind, FieldMatch, FieldValue,
-    Licence, LicenceAnswer, LicenceStatus, ListLicencesAnswer, MatchAnswer, MatchResult, MemberStatus, Outcome,
-    QueryContext, ReasonCode, Record, RecordAnswer, Role, ShareClass, Subject, Verdict, VerifyLicenceAnswer,
+    Licence, LicenceAnswer, LicenceStatus, ListLicencesAnswer, MatchAnswer, MatchResult, Outcome, QueryContext,
+    ReasonCode, Record, RecordAnswer, Role, ShareClass, Subject, Verdict, VerifyLicenceAnswer,
 };
+use exchange_store::WriteBatch;
 
 use crate::accesslog::AccessLog;
+use crate::authorize::{Caller, Strangers};
 use crate::db::{
     Db, HISTORY, LICENCES, RECORDS, StoredLicence, StoredRecord, StoredStatus, history_key, licence_key, record_key,
 };
@@ -37,8 +41,10 @@ pub struct Node {
     key_id: String,
     pub(crate) datasets: HashMap<String, Dataset>,
     max_batch: usize,
-    rates: Mutex<HashMap<(String, String), RateState>>,
-    tokens: Mutex<HashMap<String, (u64, VerifiedConsent)>>,
+    pub(crate) rates: Mutex<HashMap<(String, String), RateState>>,
+    pub(crate) tokens: Mutex<HashMap<String, (u64, VerifiedConsent)>>,
+    /// Calls refused before the caller was known to be a member (counted, never logged).
+    pub(crate) strangers: Strangers,
     pub(crate) writer: Arc<Mutex<()>>,
     pub(crate) import_lock: tokio::sync::Mutex<()>,
     pub(crate) shipper: Arc<ShipperStatus>,
@@ -56,14 +62,17 @@ impl std::fmt::Debug for Node {
 /// A query checked up to the per-item part: who asks what, why, on which configuration.
 #[derive(Clone)]
 pub struct Prepared {
-    snap: Arc<Snapshot>,
-    requester: String,
-    dataset: String,
-    schema: Arc<Schema>,
-    purpose: PurposeCode,
+    pub(crate) snap: Arc<Snapshot>,
+    pub(crate) requester: String,
+    pub(crate) dataset: String,
+    pub(crate) schema: Arc<Schema>,
+    pub(crate) purpose: PurposeCode,
     reason: Reason,
     trace: String,
     action: &'static str,
+    /// Whether the dataset holds personal data: then every query needs consent, whatever
+    /// the fields asked.
+    pub(crate) personal: bool,
 }
 
 /// An answer type whose header the node fills.
@@ -82,12 +91,6 @@ macro_rules! answer {
     )*};
 }
 answer!(LicenceAnswer, VerifyLicenceAnswer, ListLicencesAnswer, RecordAnswer, MatchAnswer);
-
-/// What an item query is allowed.
-struct Allowed {
-    fields: BTreeSet<String>,
-    consent_id: String,
-}
 
 /// The proto form of a subject.
 pub fn subject_proto(s: &SubjectId) -> Subject {
@@ -192,6 +195,7 @@ impl Node {
             max_batch: settings.max_batch,
             rates: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
+            strangers: Strangers::default(),
             writer,
             import_lock: tokio::sync::Mutex::new(()),
             shipper,
@@ -258,70 +262,48 @@ impl Node {
         Ok(event)
     }
 
-    /// Records a change of the node's own data (an import, a licence or record change) in the
-    /// access log, so that auditors see every change beside every read, in the same tamper-
-    /// evident central log. The change is committed first; if the entry cannot be written the
-    /// failure is reported in the daemon's log. The subject, when there is one, appears as its
-    /// digest only, and no licence number or record content is logged.
-    pub(crate) async fn log_change(
+    /// The DATA_CHANGE entry of a change of the node's own data (an import, a licence or
+    /// record change), so that auditors see every change beside every read, in the same
+    /// tamper-evident central log. The subject, when there is one, appears as its digest
+    /// only, and no licence number or record content is logged. The change and its entry are
+    /// committed together with [`commit_change`].
+    pub(crate) fn change_event(
         &self,
         dataset: &str,
         action: &str,
-        versions: Vec<u64>,
         subject: Option<&SubjectId>,
         note: String,
-    ) {
+    ) -> AccessEvent {
         let mut event = self.base_event(&self.dept, dataset, action);
         event.kind = EventKind::DataChange as i32;
         event.outcome = Outcome::Served as i32;
-        event.record_versions = versions;
         if let Some(subject) = subject {
             event.subject_digest = self.subject_digest(subject).unwrap_or_default();
         }
         event.note = note;
-        if let Err(e) = self.log.append(Box::new(move |_| event)).await {
-            tracing::warn!(error = %e, action, "data change not logged");
-        }
+        event
     }
 
-    /// Records a refusal (best effort: a refusal is sent whether or not it could be logged).
-    pub(crate) async fn log_refusal(&self, mut event: AccessEvent, err: &NodeError) {
+    /// Records a refusal durably and returns what to send: the refusal itself, or, when the
+    /// access log cannot be written, UNAVAILABLE / ACCESS_LOG_UNAVAILABLE (every refusal of a
+    /// member is logged before it leaves, as every answer is).
+    pub(crate) async fn refuse(&self, mut event: AccessEvent, err: NodeError) -> NodeError {
         event.outcome =
             if matches!(err, NodeError::NotFound(_)) { Outcome::NotFound as i32 } else { Outcome::Refused as i32 };
         event.reason_code = err.reason() as i32;
         event.fields.clear();
         event.answer_digest.clear();
-        if let Err(e) = self.log.append(Box::new(move |_| event)).await {
-            tracing::warn!(error = %e, "refusal not logged");
+        match self.log.append(Box::new(move |_| event)).await {
+            Ok(_) => err,
+            Err(log_error) => {
+                tracing::warn!(refusal = ?err.reason(), "refusal not logged: the access log cannot be written");
+                log_error
+            }
         }
     }
 
-    /// Resolves the caller to an active member of the current configuration.
-    pub(crate) fn member(&self, snap: &Snapshot, peer: &PeerIdentity) -> Result<exchange_proto::v1::Member> {
-        let member = snap.members.get(&peer.dept_id).ok_or_else(|| {
-            NodeError::UnknownMember(format!(
-                "department {} is not a member of the federation: ask the operator to register it",
-                peer.dept_id
-            ))
-        })?;
-        if member.status == MemberStatus::Suspended as i32 {
-            return Err(NodeError::denied(
-                ReasonCode::MemberSuspended,
-                format!("member {} is suspended", peer.dept_id),
-            ));
-        }
-        if !member.cert_fingerprints.is_empty()
-            && !member.cert_fingerprints.iter().any(|f| f[..] == peer.fingerprint[..])
-        {
-            return Err(NodeError::UnknownMember(format!(
-                "this certificate is not registered for {}: ask the operator to add its fingerprint",
-                peer.dept_id
-            )));
-        }
-        Ok(member.clone())
-    }
-
-    /// The checks shared by every item of a query; on failure the refusal is logged.
+    /// The checks shared by every item of a query, after the caller is authenticated as a
+    /// member ([`Node::authenticate`]); on failure the refusal is logged.
     pub async fn prepare(
         &self,
         peer: std::result::Result<PeerIdentity, String>,
@@ -330,30 +312,24 @@ impl Node {
         kind: DatasetKind,
         context: Option<&QueryContext>,
     ) -> Result<Prepared> {
-        let mut event = self.base_event("", "", action);
-        let result = self.prepare_inner(peer, action, dataset, kind, context, &mut event);
-        if let Err(err) = &result {
-            self.log_refusal(event, err).await;
+        let caller = self.authenticate(peer, action, dataset, true).await?;
+        let mut event = self.base_event(&caller.dept, "", action);
+        match self.prepare_inner(caller, action, dataset, kind, context, &mut event) {
+            Ok(p) => Ok(p),
+            Err(err) => Err(self.refuse(event, err).await),
         }
-        result
     }
 
     fn prepare_inner(
         &self,
-        peer: std::result::Result<PeerIdentity, String>,
+        caller: Caller,
         action: &'static str,
         dataset: &str,
         kind: DatasetKind,
         context: Option<&QueryContext>,
         event: &mut AccessEvent,
     ) -> Result<Prepared> {
-        let peer = peer.map_err(NodeError::Unauthenticated)?;
-        if peer.dept_id.len() <= 64 {
-            event.requester = peer.dept_id.clone();
-        }
-        let now = now_ms();
-        let snap = self.fed.fresh(now)?;
-        self.member(&snap, &peer)?;
+        let snap = caller.snap;
         let id = DatasetId::parse(dataset).map_err(|e| NodeError::bad_ident("dataset", e))?;
         event.dataset = id.to_string();
         let own = self.datasets.get(id.as_str()).ok_or_else(|| NodeError::Invalid {
@@ -385,7 +361,9 @@ impl Node {
             reason: ReasonCode::PurposeInvalid,
         })?;
         // The trace id first: a refusal for a bad purpose or reason must still be findable
-        // under the application's trace.
+        // under the application's trace; but a trace id that holds a subject's identifier is
+        // never logged (its entry would carry the id in clear to the central log).
+        screen("context.trace_id", &ctx.trace_id, &mut event.trace_id)?;
         let trace = if ctx.trace_id.is_empty() {
             String::new()
         } else {
@@ -400,92 +378,28 @@ impl Node {
             reason: ReasonCode::PurposeInvalid,
         })?;
         event.purpose_code = purpose.to_string();
+        screen("context.reason", &ctx.reason, &mut event.reason)?;
         let reason = Reason::parse(&ctx.reason).map_err(|e| NodeError::Invalid {
             field: "context.reason".into(),
             message: format!("{e} (申请事由: 1 to 200 characters)"),
             reason: ReasonCode::ReasonInvalid,
         })?;
         event.reason = reason.to_string();
-        Ok(Prepared { snap, requester: peer.dept_id, dataset: id.to_string(), schema, purpose, reason, trace, action })
+        let personal = own.personal_data
+            || snap.datasets.get(id.as_str()).is_some_and(|d| d.personal_data)
+            || schema.has_personal_data();
+        Ok(Prepared {
+            snap,
+            requester: caller.dept,
+            dataset: id.to_string(),
+            schema,
+            purpose,
+            reason,
+            trace,
+            action,
+            personal,
+        })
     }
-
-    fn policy(&self, p: &Prepared, requested: &BTreeSet<String>) -> Result<Decision> {
-        let scope = QueryScope {
-            requester: &p.requester,
-            dataset: &p.dataset,
-            purpose: p.purpose.as_str(),
-            requested,
-            now_ms: now_ms(),
-        };
-        Ok(decide(p.snap.grants_for(&p.requester, &p.dataset), &p.schema, &scope)?)
-    }
-
-    fn verify_token(&self, p: &Prepared, token: &str) -> Result<VerifiedConsent> {
-        let now_s = now_ms() / 1000;
-        {
-            let cache = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some((version, consent)) = cache.get(token)
-                && *version == p.snap.version
-                && consent.is_current(now_s)
-            {
-                return Ok(consent.clone());
-            }
-        }
-        let consent = p.snap.verifier.verify_signature(token, now_s)?;
-        let mut cache = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
-        if cache.len() > 10_000 {
-            cache.retain(|_, (v, c)| *v == p.snap.version && c.is_current(now_s));
-        }
-        cache.insert(token.to_string(), (p.snap.version, consent.clone()));
-        Ok(consent)
-    }
-
-    /// Consent (when needed) and the rate limit, after the policy decision.
-    fn allow(
-        &self,
-        p: &Prepared,
-        decision: &Decision,
-        requested: &BTreeSet<String>,
-        token: &str,
-        subject: &SubjectId,
-        consent_needed: bool,
-    ) -> Result<Allowed> {
-        let mut fields = decision.fields.clone();
-        let mut consent_id = String::new();
-        if consent_needed {
-            if token.is_empty() {
-                return Err(NodeError::denied(
-                    ReasonCode::ConsentRequired,
-                    format!("{} holds personal data: the query needs a consent token from the catalog", p.dataset),
-                ));
-            }
-            let consent = self.verify_token(p, token)?;
-            TokenVerifier::check_binding(
-                &consent,
-                &TokenExpectation {
-                    audience: &self.dept,
-                    requester: &p.requester,
-                    subject: subject.as_str(),
-                    subject_kind: subject.kind().as_str(),
-                    dataset: &p.dataset,
-                    purpose: p.purpose.as_str(),
-                },
-            )?;
-            consent.check_not_revoked(|id| p.snap.revoked.contains(id))?;
-            fields = apply_consent(decision, requested, &consent.fields())?;
-            consent_id = consent.consent_id().to_string();
-        }
-        {
-            let mut rates = self.rates.lock().unwrap_or_else(PoisonError::into_inner);
-            let state = rates.entry((p.requester.clone(), decision.grant_id.clone())).or_default();
-            state.admit(decision.rate_limit_per_minute, now_ms()).map_err(|retry_after_ms| NodeError::RateLimited {
-                grant: decision.grant_id.clone(),
-                retry_after_ms,
-            })?;
-        }
-        Ok(Allowed { fields, consent_id })
-    }
-
     fn subject_digest(&self, s: &SubjectId) -> Result<String> {
         let digester = self.fed.digester().ok_or_else(|| NodeError::Unavailable {
             reason: ReasonCode::ConfigStale,
@@ -545,80 +459,68 @@ impl Node {
         named: Option<&Subject>,
         run: impl std::future::Future<Output = Result<A>>,
     ) -> Result<A> {
-        let result = run.await;
-        if let Err(err) = &result
-            && err.reason() != ReasonCode::AccessLogUnavailable
-        {
-            let mut event = self.prepared_event(p);
-            if let Some(subject) = named.and_then(|s| parse_subject("subject", Some(s)).ok()) {
-                event.subject_digest = self.subject_digest(&subject).unwrap_or_default();
+        match run.await {
+            Err(err) if err.reason() != ReasonCode::AccessLogUnavailable => {
+                let mut event = self.prepared_event(p);
+                if let Some(subject) = named.and_then(|s| parse_subject("subject", Some(s)).ok()) {
+                    event.subject_digest = self.subject_digest(&subject).unwrap_or_default();
+                }
+                Err(self.refuse(event, err).await)
             }
-            self.log_refusal(event, err).await;
+            other => other,
         }
-        result
     }
 
     /// A licence at `version` (0: the current one); `None` when it or that version is not held.
-    async fn read_licence(&self, dataset: &str, id: &LicenceId, version: u64) -> Result<Option<StoredLicence>> {
+    async fn read_licence(
+        &self,
+        dataset: &str,
+        id: &LicenceId,
+        version: u64,
+    ) -> Result<Option<Versioned<StoredLicence>>> {
         let key = licence_key(dataset, id.as_str());
         self.read_version(LICENCES, key, version, |l: &StoredLicence| l.version).await
     }
 
     /// A record at `version` (0: the current one); `None` when it or that version is not held.
     async fn read_record(&self, dataset: &str, s: &SubjectId, version: u64) -> Result<Option<StoredRecord>> {
-        self.read_version(RECORDS, record_key(dataset, s), version, |r: &StoredRecord| r.version).await
+        let read = self.read_version(RECORDS, record_key(dataset, s), version, |r: &StoredRecord| r.version).await?;
+        Ok(read.map(|v| v.row))
     }
 
     /// The row at `key` of `table` as of `version`: the current row, or a superseded one
-    /// from the history (0 asks for the current one).
+    /// from the history together with the current one (0 asks for the current one).
     async fn read_version<T>(
         &self,
         table: &'static str,
         key: Vec<u8>,
         version: u64,
         version_of: fn(&T) -> u64,
-    ) -> Result<Option<T>>
+    ) -> Result<Option<Versioned<T>>>
     where
         T: serde::de::DeserializeOwned + Send + 'static,
     {
         let db = self.db.clone();
         run_blocking(move || match db.get_json::<T>(table, &key)? {
-            Some(current) if version != 0 && version < version_of(&current) => {
-                db.get_json::<T>(HISTORY, &history_key(table, &key, version))
-            }
+            Some(current) if version != 0 && version < version_of(&current) => Ok(db
+                .get_json::<T>(HISTORY, &history_key(table, &key, version))?
+                .map(|row| Versioned { row, current: Some(current) })),
             Some(current) if version > version_of(&current) => Ok(None),
-            other => Ok(other),
+            other => Ok(other.map(|row| Versioned { row, current: None })),
         })
         .await
-    }
-
-    fn licence_proto(&self, id: &str, l: &StoredLicence, fields: &BTreeSet<String>, holder: bool) -> Licence {
-        let status = licence_status(l, &today_cst(now_ms()));
-        Licence {
-            licence_id: id.to_string(),
-            holder: holder.then(|| Subject {
-                kind: match l.holder_kind {
-                    SubjectKind::Person => exchange_proto::v1::SubjectKind::Person as i32,
-                    SubjectKind::Organisation => exchange_proto::v1::SubjectKind::Organisation as i32,
-                },
-                id: l.holder_id.clone(),
-            }),
-            status: status as i32,
-            valid_from: l.valid_from.clone(),
-            valid_until: l.valid_until.clone(),
-            version: l.version,
-            fields: field_values(&l.fields, fields),
-        }
     }
 
     fn holder_of(l: &StoredLicence) -> Result<SubjectId> {
         SubjectId::parse(l.holder_kind, &l.holder_id).map_err(|e| NodeError::Internal(format!("stored holder: {e}")))
     }
 
-    // ------------------------------------------------------------------------------------
-    // Items
+    // Items: each parses its request, passes [`Node::authorize`] (grant → consent → rate
+    // limit), and only then reads.
 
-    /// One GetLicence item.
+    /// One GetLicence item. The licence is read only after grant, consent and rate limit;
+    /// under consent, a licence the consenting subject does not hold is answered as unknown,
+    /// so that a consent for one subject tells nothing of other subjects' licences.
     pub async fn get_licence_item(
         &self,
         p: &Prepared,
@@ -632,27 +534,33 @@ impl Node {
             let id =
                 LicenceId::parse(licence_id).map_err(|e| NodeError::bad_ident(format!("{prefix}licence_id"), e))?;
             let requested = requested_set(&format!("{prefix}fields"), fields)?;
-            let decision = self.policy(p, &requested)?;
-            let l = self.read_licence(&p.dataset, &id, version).await?.ok_or_else(|| {
-                NodeError::NotFound(format!("no licence {id}{} in {}", at_version(version), p.dataset))
-            })?;
-            let holder = Self::holder_of(&l)?;
-            let allowed = self.allow(p, &decision, &requested, token, &holder, decision.consent_needed)?;
-            let show_holder = p.schema.holder_field.as_ref().is_some_and(|h| allowed.fields.contains(h));
-            let licence = self.licence_proto(id.as_str(), &l, &allowed.fields, show_holder);
+            let allowed = self.authorize(p, &requested, token, None, false)?;
+            let not_found = || {
+                let whose = if allowed.consent.is_some() { " held by the consenting subject" } else { "" };
+                NodeError::NotFound(format!("no licence {id}{}{whose} in {}", at_version(version), p.dataset))
+            };
+            let read = self.read_licence(&p.dataset, &id, version).await?.ok_or_else(not_found)?;
+            let l = &read.row;
+            let holder = Self::holder_of(l)?;
+            if !allowed.consented_by(&holder) {
+                return Err(not_found());
+            }
+            let licence = licence_proto(&p.schema, id.as_str(), l, read.current.as_ref(), &allowed.fields);
             let event = self.served_event(
                 p,
                 &holder,
                 allowed.fields.iter().cloned().collect(),
                 vec![l.version],
-                allowed.consent_id,
+                allowed.consent_id(),
             )?;
             self.finish(p, LicenceAnswer { header: None, licence: Some(licence), signature: None }, event).await
         })
         .await
     }
 
-    /// One VerifyLicence item.
+    /// One VerifyLicence item: the verdict, plus only the asked-for allowed fields. An unknown
+    /// licence costs the rate limit like a known one. Under consent without a claimed holder,
+    /// the consenting subject is the claimed holder.
     pub async fn verify_licence_item(
         &self,
         p: &Prepared,
@@ -670,9 +578,10 @@ impl Node {
                 None => None,
             };
             let requested = requested_set(&format!("{prefix}fields"), fields)?;
-            let decision = self.policy(p, &requested)?;
-            let stored = self.read_licence(&p.dataset, &id, 0).await?;
+            let allowed = self.authorize(p, &requested, token, claimed.as_ref(), true)?;
+            let stored = self.read_licence(&p.dataset, &id, 0).await?.map(|v| v.row);
             let mut event = self.prepared_event(p);
+            event.consent_id = allowed.consent_id();
             let answer = match stored {
                 None => {
                     // The verdict UNKNOWN answers the question: it is served, not refused.
@@ -683,32 +592,27 @@ impl Node {
                 }
                 Some(l) => {
                     let holder = Self::holder_of(&l)?;
-                    // Fields beyond the verdict only when asked (least data).
-                    let (allowed_fields, consent_id) = if requested.is_empty() {
-                        let rate = self.allow(p, &decision, &requested, "", &holder, false)?;
-                        (BTreeSet::new(), rate.consent_id)
+                    let mismatch = claimed.as_ref().is_some_and(|c| c != &holder)
+                        || allowed.consent_subject().is_some_and(|s| s != holder.as_str());
+                    let verdict = if mismatch {
+                        Verdict::HolderMismatch
                     } else {
-                        let a = self.allow(p, &decision, &requested, token, &holder, decision.consent_needed)?;
-                        (a.fields, a.consent_id)
-                    };
-                    let verdict = match &claimed {
-                        Some(c) if c != &holder => Verdict::HolderMismatch,
-                        _ => match licence_status(&l, &today_cst(now_ms())) {
+                        match licence_status(&l, &today_cst(now_ms())) {
                             LicenceStatus::Revoked => Verdict::Revoked,
                             LicenceStatus::Expired => Verdict::Expired,
                             LicenceStatus::NotYetValid => Verdict::NotYetValid,
                             LicenceStatus::Valid | LicenceStatus::Unspecified => Verdict::Valid,
-                        },
+                        }
                     };
-                    let fields = if verdict == Verdict::HolderMismatch {
-                        Vec::new()
-                    } else {
-                        field_values(&l.fields, &allowed_fields)
+                    let fields = if mismatch { Vec::new() } else { field_values(&l.fields, &allowed.fields) };
+                    // A mismatch is logged under the claimed subject: the holder was not read.
+                    let about = match &claimed {
+                        Some(c) if mismatch => c.clone(),
+                        _ => holder,
                     };
-                    event.subject_digest = self.subject_digest(&holder)?;
+                    event.subject_digest = self.subject_digest(&about)?;
                     event.fields = fields.iter().map(|f| f.name.clone()).collect();
                     event.record_versions = vec![l.version];
-                    event.consent_id = consent_id;
                     VerifyLicenceAnswer { verdict: verdict as i32, version: l.version, fields, ..Default::default() }
                 }
             };
@@ -729,8 +633,7 @@ impl Node {
         self.item(p, holder, async {
             let holder = parse_subject(&format!("{prefix}holder"), holder)?;
             let requested = requested_set(&format!("{prefix}fields"), fields)?;
-            let decision = self.policy(p, &requested)?;
-            let allowed = self.allow(p, &decision, &requested, token, &holder, decision.consent_needed)?;
+            let allowed = self.authorize(p, &requested, token, Some(&holder), false)?;
             let db = self.db.clone();
             let dataset = p.dataset.clone();
             let h = holder.clone();
@@ -746,13 +649,13 @@ impl Node {
             })
             .await?;
             let licences: Vec<Licence> =
-                stored.iter().map(|(id, l)| self.licence_proto(id, l, &allowed.fields, true)).collect();
+                stored.iter().map(|(id, l)| licence_proto(&p.schema, id, l, None, &allowed.fields)).collect();
             let event = self.served_event(
                 p,
                 &holder,
                 allowed.fields.iter().cloned().collect(),
                 stored.iter().map(|(_, l)| l.version).collect(),
-                allowed.consent_id,
+                allowed.consent_id(),
             )?;
             self.finish(p, ListLicencesAnswer { header: None, licences, signature: None }, event).await
         })
@@ -772,8 +675,7 @@ impl Node {
         self.item(p, subject, async {
             let subject = parse_subject(&format!("{prefix}subject"), subject)?;
             let requested = requested_set(&format!("{prefix}fields"), fields)?;
-            let decision = self.policy(p, &requested)?;
-            let allowed = self.allow(p, &decision, &requested, token, &subject, decision.consent_needed)?;
+            let allowed = self.authorize(p, &requested, token, Some(&subject), false)?;
             let r = self.read_record(&p.dataset, &subject, version).await?.ok_or_else(|| {
                 NodeError::NotFound(format!("no record for this subject{} in {}", at_version(version), p.dataset))
             })?;
@@ -787,7 +689,7 @@ impl Node {
                 &subject,
                 record.fields.iter().map(|f| f.name.clone()).collect(),
                 vec![r.version],
-                allowed.consent_id,
+                allowed.consent_id(),
             )?;
             self.finish(p, RecordAnswer { header: None, record: Some(record), signature: None }, event).await
         })
@@ -810,8 +712,7 @@ impl Node {
             }
             let names: Vec<String> = claims.iter().map(|c| c.name.clone()).collect();
             let requested = requested_set(&format!("{prefix}claims"), &names)?;
-            let decision = self.policy(p, &requested)?;
-            let allowed = self.allow(p, &decision, &requested, token, &subject, decision.consent_needed)?;
+            let allowed = self.authorize(p, &requested, token, Some(&subject), false)?;
             let r = self
                 .read_record(&p.dataset, &subject, 0)
                 .await?
@@ -825,7 +726,7 @@ impl Node {
                 &subject,
                 allowed.fields.iter().cloned().collect(),
                 vec![r.version],
-                allowed.consent_id,
+                allowed.consent_id(),
             )?;
             self.finish(p, MatchAnswer { header: None, version: r.version, matches, signature: None }, event).await
         })
@@ -840,51 +741,136 @@ impl Node {
                 message: format!("the batch holds {len} items; a batch holds 1 to {}", self.max_batch),
                 reason: ReasonCode::BatchTooLarge,
             };
-            self.log_refusal(self.prepared_event(p), &err).await;
-            return Err(err);
+            return Err(self.refuse(self.prepared_event(p), err).await);
         }
         Ok(())
     }
 
-    /// Whether the caller may run provider-side operations (its own department only).
-    pub(crate) fn require_own(&self, peer: std::result::Result<PeerIdentity, String>) -> Result<String> {
-        let peer = peer.map_err(NodeError::Unauthenticated)?;
-        if peer.dept_id != self.dept {
-            return Err(NodeError::denied(
+    /// The caller of a provider-side operation: an active member (the same checks as every
+    /// call) that is the node's own department; another member's refusal is logged.
+    pub(crate) async fn require_own(
+        &self,
+        peer: std::result::Result<PeerIdentity, String>,
+        method: &'static str,
+        dataset: &str,
+    ) -> Result<Caller> {
+        let caller = self.authenticate(peer, method, dataset, false).await?;
+        if caller.dept != self.dept {
+            let err = NodeError::denied(
                 ReasonCode::RoleRequired,
-                format!("only {}'s own systems may change or inspect its data, not {}", self.dept, peer.dept_id),
-            ));
+                format!("only {}'s own systems may change or inspect its data, not {}", self.dept, caller.dept),
+            );
+            let dataset = if self.datasets.contains_key(dataset) { dataset } else { "" };
+            return Err(self.refuse(self.base_event(&caller.dept, dataset, method), err).await);
         }
-        Ok(peer.dept_id)
+        Ok(caller)
     }
 
     /// Whether the caller may read the log status (own department or an auditor).
-    pub(crate) fn require_own_or_auditor(&self, peer: std::result::Result<PeerIdentity, String>) -> Result<()> {
-        let peer = peer.map_err(NodeError::Unauthenticated)?;
-        if peer.dept_id == self.dept {
-            return Ok(());
-        }
-        let snap = self.fed.current().ok_or_else(|| NodeError::Unavailable {
-            reason: ReasonCode::ConfigStale,
-            message: "no federation configuration yet".into(),
-        })?;
-        let member = self.member(&snap, &peer)?;
-        if member.roles.contains(&(Role::Auditor as i32)) {
-            Ok(())
+    pub(crate) async fn require_own_or_auditor(
+        &self,
+        peer: std::result::Result<PeerIdentity, String>,
+    ) -> Result<Caller> {
+        let caller = self.authenticate(peer, "get_log_status", "", false).await?;
+        if caller.dept == self.dept || caller.member.roles.contains(&(Role::Auditor as i32)) {
+            Ok(caller)
         } else {
             Err(NodeError::denied(ReasonCode::RoleRequired, "the log status is for the node's department and auditors"))
         }
     }
 
-    /// Any active member (DescribeDatasets).
-    pub(crate) fn require_member(&self, peer: std::result::Result<PeerIdentity, String>) -> Result<()> {
-        let peer = peer.map_err(NodeError::Unauthenticated)?;
-        if peer.dept_id == self.dept {
-            return Ok(());
+    /// Any active member (DescribeDatasets); other members need a fresh configuration.
+    pub(crate) async fn require_member(&self, peer: std::result::Result<PeerIdentity, String>) -> Result<Caller> {
+        let caller = self.authenticate(peer, "describe_datasets", "", false).await?;
+        if caller.dept != self.dept {
+            self.fed.fresh(now_ms())?;
         }
-        let snap = self.fed.fresh(now_ms())?;
-        self.member(&snap, &peer).map(|_| ())
+        Ok(caller)
     }
+}
+
+/// Refuses free text bound for the access log (`field` of the query context) when it holds
+/// a valid resident ID or credit code; the logged copy (`logged`) is then a marker, never the
+/// text, and the message names the field and the kind of identifier, never the identifier.
+fn screen(field: &str, text: &str, logged: &mut String) -> Result<()> {
+    match find_identifier(text) {
+        None => Ok(()),
+        Some((kind, at)) => {
+            *logged = IDENTIFIER_WITHHELD.to_string();
+            Err(NodeError::Invalid {
+                field: field.into(),
+                message: format!(
+                    "holds {} at character {at}: subject ids never reach the access log in clear, send an opaque value instead",
+                    kind.describe()
+                ),
+                reason: ReasonCode::IdentifierInClear,
+            })
+        }
+    }
+}
+
+/// What the access log holds in place of a trace id or reason refused for holding an
+/// identifier in clear.
+pub const IDENTIFIER_WITHHELD: &str = "[withheld: identifier in clear]";
+
+/// A row as of the version asked, and the current row when that version is an earlier one.
+struct Versioned<T> {
+    row: T,
+    current: Option<T>,
+}
+
+/// A licence projected to the allowed fields: its number and its standing (status, validity
+/// dates, which the number identifies) only when the schema's key field is allowed, its
+/// holder only when the schema's holder field is. `current`: the licence's current version,
+/// when `l` is an earlier one; the answer is then marked historical, its status is the one
+/// the version had when it was recorded, and the current status is shown beside it.
+fn licence_proto(
+    schema: &Schema,
+    id: &str,
+    l: &StoredLicence,
+    current: Option<&StoredLicence>,
+    fields: &BTreeSet<String>,
+) -> Licence {
+    let numbered = fields.contains(&schema.key_field);
+    let today = today_cst(now_ms());
+    let (status, current_status) = match current {
+        Some(cur) => (licence_status(l, &today_cst(l.updated_at_ms)), licence_status(cur, &today)),
+        None => {
+            let s = licence_status(l, &today);
+            (s, s)
+        }
+    };
+    let standing = |s: LicenceStatus| if numbered { s as i32 } else { LicenceStatus::Unspecified as i32 };
+    let show_holder = schema.holder_field.as_ref().is_some_and(|h| fields.contains(h));
+    let shown = |s: &str| if numbered { s.to_string() } else { String::new() };
+    Licence {
+        licence_id: shown(id),
+        holder: show_holder.then(|| Subject {
+            kind: match l.holder_kind {
+                SubjectKind::Person => exchange_proto::v1::SubjectKind::Person as i32,
+                SubjectKind::Organisation => exchange_proto::v1::SubjectKind::Organisation as i32,
+            },
+            id: l.holder_id.clone(),
+        }),
+        status: standing(status),
+        valid_from: shown(&l.valid_from),
+        valid_until: shown(&l.valid_until),
+        version: l.version,
+        fields: field_values(&l.fields, fields),
+        historical: current.is_some(),
+        current_status: standing(current_status),
+        current_version: current.map_or(l.version, |c| c.version),
+    }
+}
+
+/// Commits a change of the node's data and its DATA_CHANGE entry in one atomic write, from a
+/// blocking thread (inside [`run_blocking`], holding the writer lock): both are stored or
+/// neither is, and the change is refused (UNAVAILABLE / ACCESS_LOG_UNAVAILABLE) when its
+/// entry cannot be written. A blocking task runs to its end, so a client that cancels cannot
+/// leave the change without its entry.
+pub(crate) fn commit_change(log: &AccessLog, data: WriteBatch, mut event: AccessEvent) -> Result<u64> {
+    event.time_unix_ms = now_ms();
+    tokio::runtime::Handle::current().block_on(log.append_with(Box::new(move |_| event), data))
 }
 
 /// Runs blocking storage work off the async workers, inside the current span.

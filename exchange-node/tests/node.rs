@@ -256,6 +256,36 @@ async fn grant_and_consent(f: &Fed, node: &exchange_node::server::RunningNode, r
     (token.token, consent.id)
 }
 
+/// The company ORG's consent for HCB on the business licences, and its token: the dataset
+/// holds personal data (the legal representative), so every query of it needs one.
+async fn company_token(f: &Fed) -> String {
+    let mut portal = catalog_client(f, PORTAL).await;
+    let consent = portal
+        .record_consent(RecordConsentRequest {
+            subject: Some(Subject { kind: SubjectKind::Organisation as i32, id: ORG.into() }),
+            requester: HCB.into(),
+            datasets: vec![BIZ.into()],
+            fields: vec!["licence_no".into(), "entity_name".into(), "status".into()],
+            purpose_code: PURPOSE.into(),
+            expires_at_unix_ms: exchange_node::fedconfig::now_ms() + 3_600_000,
+            evidence: Some(ConsentEvidence {
+                method: ConsentMethod::FaceScan as i32,
+                channel: ConsentChannel::Online as i32,
+                reference: "face-2".into(),
+            }),
+            application_id: String::new(),
+        })
+        .await
+        .expect("company consent")
+        .into_inner();
+    let mut hcb = catalog_client(f, HCB).await;
+    hcb.issue_consent_token(IssueConsentTokenRequest { consent_id: consent.id, dataset: BIZ.into() })
+        .await
+        .expect("company token")
+        .into_inner()
+        .token
+}
+
 async fn seed(f: &Fed, addr: std::net::SocketAddr) {
     let mut own = node_client(f, PSB, addr).await;
     let fields: HashMap<String, String> = [
@@ -346,12 +376,27 @@ async fn queries_refusals_import_and_shipping() {
     );
     check_signed(&m, &f);
 
-    // Licences: verify without fields needs no consent; get needs a token (personal dataset).
+    // Licences of a personal-data dataset: every form needs a token, a bare verdict too, and
+    // a known and an unknown number are refused alike without one.
+    for number in ["bl-0001", "BL-9999"] {
+        let e = hcb
+            .verify_licence(VerifyLicenceRequest {
+                context: ctx("核验执照"),
+                dataset: BIZ.into(),
+                licence_id: number.into(),
+                ..Default::default()
+            })
+            .await
+            .expect_err("consent needed");
+        assert_eq!((e.code(), reason_of(&e)), (tonic::Code::PermissionDenied, ReasonCode::ConsentRequired));
+    }
+    let company = company_token(&f).await;
     let v = hcb
         .verify_licence(VerifyLicenceRequest {
             context: ctx("核验执照"),
             dataset: BIZ.into(),
             licence_id: "bl-0001".into(),
+            consent_token: company.clone(),
             ..Default::default()
         })
         .await
@@ -365,6 +410,7 @@ async fn queries_refusals_import_and_shipping() {
             context: ctx("核验执照"),
             dataset: BIZ.into(),
             licence_id: "BL-9999".into(),
+            consent_token: company,
             ..Default::default()
         })
         .await
@@ -672,7 +718,7 @@ async fn unwritable_access_log_refuses_and_rate_limit_applies() {
     let store =
         Arc::new(FailingStore::new(RocksStore::open(&config.data_dir, exchange_node::db::TABLES).expect("open")));
     let faults = store.faults();
-    let node = exchange_node::server::start_with_store(config, store).await.expect("node start");
+    let node = exchange_node::server::start_with_store(config, store.clone()).await.expect("node start");
     let (token, _) = grant_and_consent(&f, &node, 3).await;
     seed(&f, node.addr).await;
     let mut hcb = node_client(&f, HCB, node.addr).await;
@@ -693,6 +739,69 @@ async fn unwritable_access_log_refuses_and_rate_limit_applies() {
     let e = hcb.get_record(req()).await.expect_err("rate limited");
     assert_eq!(e.code(), tonic::Code::ResourceExhausted);
     assert!(refusal::of(&e).expect("refusal").retry_after_ms > 0);
+
+    // A data change is kept only with its DATA_CHANGE entry: in one write, or not at all.
+    let db = exchange_node::db::Db::new(store.clone());
+    let subject =
+        exchange_core::ident::SubjectId::parse(exchange_core::ident::SubjectKind::Person, PERSON).expect("subject");
+    let version = || {
+        db.get_json::<exchange_node::db::StoredRecord>(
+            exchange_node::db::RECORDS,
+            &exchange_node::db::record_key(POP, &subject),
+        )
+        .expect("read")
+        .expect("record")
+        .version
+    };
+    let changes = |version: u64| {
+        use exchange_store::KvStore as _;
+        use prost::Message as _;
+        db.store()
+            .scan(exchange_node::db::ACCESS_LOG, exchange_store::ScanRange::all(), 100_000)
+            .expect("scan the log")
+            .into_iter()
+            .map(|(_, v)| AccessEvent::decode(v.as_slice()).expect("entry"))
+            .filter(|e| e.kind == EventKind::DataChange as i32 && e.action == "upsert_record")
+            .filter(|e| e.record_versions == [version])
+            .count()
+    };
+    let renamed = |name: &str| -> HashMap<String, String> {
+        [
+            ("id_number", PERSON),
+            ("name", name),
+            ("gender", "male"),
+            ("birth_date", "1949-12-31"),
+            ("address", "深圳市福田区"),
+            ("status", "normal"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    };
+    let mut own = node_client(&f, PSB, node.addr).await;
+    assert_eq!(version(), 1);
+    faults.fail_writes(true);
+    let e = own
+        .upsert_record(UpsertRecordRequest { dataset: POP.into(), fields: renamed("张三丰") })
+        .await
+        .expect_err("the change cannot be logged");
+    assert_eq!((e.code(), reason_of(&e)), (tonic::Code::Unavailable, ReasonCode::AccessLogUnavailable));
+    faults.fail_writes(false);
+    assert_eq!((version(), changes(2)), (1, 0), "a refused change is not kept");
+    // One more write passes, then the disk is full: the change and its entry share their fate.
+    faults.fail_writes_after(1);
+    let result = own.upsert_record(UpsertRecordRequest { dataset: POP.into(), fields: renamed("张三丰") }).await;
+    faults.clear();
+    match result {
+        Ok(change) => {
+            let change = change.into_inner();
+            assert_eq!((change.version, version(), changes(2)), (2, 2, 1), "the change is kept with its entry");
+        }
+        Err(e) => {
+            assert_eq!(reason_of(&e), ReasonCode::AccessLogUnavailable, "{}", e.message());
+            assert_eq!((version(), changes(2)), (1, 0), "a refused change is not kept");
+        }
+    }
     node.stop().await.expect("stop node");
     if let Some(c) = f.catalog {
         c.stop().await.expect("stop catalog");

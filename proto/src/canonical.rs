@@ -46,6 +46,10 @@ fn licence(h: &mut CanonicalHasher, l: &Licence) {
         .text("valid_until", &l.valid_until)
         .u64("version", l.version);
     fields(h, &l.fields);
+    // What the answer says of the licence now: an earlier version cannot be shown as current.
+    h.u64("historical", u64::from(l.historical))
+        .i64("current_status", i64::from(l.current_status))
+        .u64("current_version", l.current_version);
 }
 
 fn record(h: &mut CanonicalHasher, r: &Record) {
@@ -180,6 +184,18 @@ mod tests {
             h.log_sequence = 8;
         }
         assert_ne!(a.canonical_digest(), base);
+        // An earlier version cannot pass for the current one.
+        let licence = |historical: bool| LicenceAnswer {
+            header: None,
+            licence: Some(Licence { version: 1, historical, current_version: 2, ..Default::default() }),
+            signature: None,
+        };
+        assert_ne!(licence(true).canonical_digest(), licence(false).canonical_digest());
+        let mut now = licence(true);
+        if let Some(l) = now.licence.as_mut() {
+            l.current_status = 3;
+        }
+        assert_ne!(now.canonical_digest(), licence(true).canonical_digest());
         // The signature is not part of the digest.
         let mut a = answer();
         a.set_signature(AnswerSignature::default());

@@ -13,15 +13,32 @@ fn organisation(code: &str) -> Option<Subject> {
     Some(Subject { kind: SubjectKind::Organisation as i32, id: code.into() })
 }
 
-fn verify(licence: &str, holder: &str, trace: &str) -> VerifyLicenceRequest {
+fn verify(licence: &str, holder: &str, token: &str, trace: &str) -> VerifyLicenceRequest {
     VerifyLicenceRequest {
         context: ctx(OPENING, trace),
         dataset: BUSINESS_LICENCE.into(),
         licence_id: licence.into(),
         holder: organisation(holder),
         fields: vec![],
-        consent_token: String::new(),
+        consent_token: token.into(),
     }
+}
+
+/// The business licence dataset holds personal data (the legal representative), so every
+/// query of it needs the company's consent: recorded for the service centre, and its token.
+async fn company_token(fed: &TestFed, code: &str) -> String {
+    let mut request = exchange_client_sdk::localnet::data::face_scan_consent(
+        code,
+        GSC,
+        &[BUSINESS_LICENCE],
+        &["licence_no", "credit_code", "entity_name", "status", "founded"],
+        OPENING,
+        "E2E-forms",
+    );
+    request.subject = organisation(code);
+    let client = fed.client(GSC);
+    let consent = client.record_consent(request).await.must("record a company's consent");
+    client.issue_consent_token(&consent.id, BUSINESS_LICENCE).await.must("issue a consent token").token
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -30,6 +47,10 @@ async fn every_query_form_and_the_licence_lifecycle() {
     let gsc = fed.client(GSC).clone();
     let amr = fed.client(AMR).clone();
     let companies: Vec<_> = fed.data.businesses.iter().take(3).cloned().collect();
+    let mut tokens = Vec::new();
+    for c in &companies {
+        tokens.push(company_token(&fed, &c["credit_code"]).await);
+    }
 
     // A holder's licences.
     let listed = gsc
@@ -38,7 +59,7 @@ async fn every_query_form_and_the_licence_lifecycle() {
             dataset: BUSINESS_LICENCE.into(),
             holder: organisation(&companies[0]["credit_code"]),
             fields: vec!["licence_no".into(), "entity_name".into()],
-            consent_token: String::new(),
+            consent_token: tokens[0].clone(),
         })
         .await
         .must("list licences");
@@ -55,17 +76,17 @@ async fn every_query_form_and_the_licence_lifecycle() {
                 LicenceItem {
                     licence_id: companies[1]["licence_no"].clone(),
                     fields: vec!["status".into()],
-                    consent_token: String::new(),
+                    consent_token: tokens[1].clone(),
                 },
                 LicenceItem {
                     licence_id: "SZ-AMR-1999-000000".into(),
                     fields: vec!["status".into()],
-                    consent_token: String::new(),
+                    consent_token: tokens[1].clone(),
                 },
                 LicenceItem {
                     licence_id: companies[2]["licence_no"].clone(),
                     fields: vec!["legal_rep_id".into()],
-                    consent_token: String::new(),
+                    consent_token: tokens[2].clone(),
                 },
             ],
         })
@@ -87,17 +108,18 @@ async fn every_query_form_and_the_licence_lifecycle() {
             dataset: BUSINESS_LICENCE.into(),
             items: companies
                 .iter()
-                .map(|c| VerifyItem {
+                .zip(&tokens)
+                .map(|(c, token)| VerifyItem {
                     licence_id: c["licence_no"].clone(),
                     holder: organisation(&c["credit_code"]),
                     fields: vec![],
-                    consent_token: String::new(),
+                    consent_token: token.clone(),
                 })
                 .chain(std::iter::once(VerifyItem {
                     licence_id: companies[0]["licence_no"].clone(),
                     holder: organisation(&companies[1]["credit_code"]),
                     fields: vec![],
-                    consent_token: String::new(),
+                    consent_token: tokens[1].clone(),
                 }))
                 .collect(),
         })
@@ -118,10 +140,11 @@ async fn every_query_form_and_the_licence_lifecycle() {
             dataset: BUSINESS_LICENCE.into(),
             items: companies
                 .iter()
-                .map(|c| HolderItem {
+                .zip(&tokens)
+                .map(|(c, token)| HolderItem {
                     holder: organisation(&c["credit_code"]),
                     fields: vec!["licence_no".into()],
-                    consent_token: String::new(),
+                    consent_token: token.clone(),
                 })
                 .collect(),
         })
@@ -170,7 +193,10 @@ async fn every_query_form_and_the_licence_lifecycle() {
         .await
         .must("issue");
     assert_eq!((issued.version, issued.status), (1, LicenceStatus::Valid as i32));
-    let v = gsc.verify_licence(verify("SZ-AMR-2026-900001", &holder, "forms-life-1")).await.must("verify issued");
+    let v = gsc
+        .verify_licence(verify("SZ-AMR-2026-900001", &holder, &tokens[0], "forms-life-1"))
+        .await
+        .must("verify issued");
     assert_eq!((v.answer().verdict, v.answer().version), (Verdict::Valid as i32, 1));
 
     fields.insert("entity_name".into(), "深圳市更名后有限公司".into());
@@ -192,7 +218,7 @@ async fn every_query_form_and_the_licence_lifecycle() {
             dataset: BUSINESS_LICENCE.into(),
             licence_id: "SZ-AMR-2026-900001".into(),
             fields: vec!["entity_name".into()],
-            consent_token: String::new(),
+            consent_token: tokens[0].clone(),
             version: 0,
         })
         .await
@@ -206,7 +232,7 @@ async fn every_query_form_and_the_licence_lifecycle() {
         dataset: BUSINESS_LICENCE.into(),
         licence_id: "SZ-AMR-2026-900001".into(),
         fields: vec!["entity_name".into()],
-        consent_token: String::new(),
+        consent_token: tokens[0].clone(),
         version,
     };
     let v1 = gsc.get_licence(at(1)).await.must("read version 1");
@@ -227,7 +253,10 @@ async fn every_query_form_and_the_licence_lifecycle() {
         .await
         .must("revoke");
     assert_eq!((revoked.version, revoked.status), (3, LicenceStatus::Revoked as i32));
-    let v = gsc.verify_licence(verify("SZ-AMR-2026-900001", &holder, "forms-life-3")).await.must("verify revoked");
+    let v = gsc
+        .verify_licence(verify("SZ-AMR-2026-900001", &holder, &tokens[0], "forms-life-3"))
+        .await
+        .must("verify revoked");
     assert_eq!((v.answer().verdict, v.answer().version), (Verdict::Revoked as i32, 3));
 
     fields.insert("licence_no".into(), "SZ-AMR-2010-900002".into());
@@ -239,9 +268,15 @@ async fn every_query_form_and_the_licence_lifecycle() {
     })
     .await
     .must("issue an expired licence");
-    let v = gsc.verify_licence(verify("SZ-AMR-2010-900002", &holder, "forms-life-4")).await.must("verify expired");
+    let v = gsc
+        .verify_licence(verify("SZ-AMR-2010-900002", &holder, &tokens[0], "forms-life-4"))
+        .await
+        .must("verify expired");
     assert_eq!(v.answer().verdict, Verdict::Expired as i32);
-    let v = gsc.verify_licence(verify("SZ-AMR-2026-999999", &holder, "forms-life-5")).await.must("verify unknown");
+    let v = gsc
+        .verify_licence(verify("SZ-AMR-2026-999999", &holder, &tokens[0], "forms-life-5"))
+        .await
+        .must("verify unknown");
     assert_eq!(v.answer().verdict, Verdict::Unknown as i32);
 
     // A base record replaced by the provider's systems: both versions can be read.

@@ -151,6 +151,8 @@ async fn every_refusal_is_precise_returns_no_data_and_is_logged() {
     );
 
     // The short grant has expired by now, or will within its life: wait for it, bounded.
+    // While it lives, the query is refused for want of consent (business licences hold
+    // personal data), under the same trace.
     let licence_no = fed.data.businesses[0]["licence_no"].clone();
     let expired_grant = wait_for("the short grant expires", Duration::from_secs(30), || {
         let hcb = hcb.clone();
@@ -166,7 +168,8 @@ async fn every_refusal_is_precise_returns_no_data_and_is_logged() {
                     version: 0,
                 }))
                 .await;
-            result.is_err().then_some(result)
+            let expired = result.as_ref().err().and_then(|e| e.reason()) == Some(ReasonCode::GrantExpired);
+            expired.then_some(result)
         }
     })
     .await;
@@ -356,15 +359,26 @@ async fn every_refusal_is_precise_returns_no_data_and_is_logged() {
         other => panic!("a batch of 101 must be refused, got {other:?}"),
     }
 
-    // Rate limit: the grant allows TIGHT_RATE_PER_MINUTE a minute.
+    // Rate limit: the grant allows TIGHT_RATE_PER_MINUTE a minute (with the holder's consent:
+    // the certificates hold personal data).
     let certificate = fed.data.properties[0]["cert_no"].clone();
+    let (_, holder_token) = fed
+        .consent_token(
+            GSC,
+            &fed.data.properties[0]["holder_id"],
+            &[PROPERTY_CERTIFICATE],
+            &["cert_no", "area"],
+            OPENING,
+            PROPERTY_CERTIFICATE,
+        )
+        .await;
     let rated = |trace: &str| {
         NodeQuery::Licence(GetLicenceRequest {
             context: ctx(OPENING, trace),
             dataset: PROPERTY_CERTIFICATE.into(),
             licence_id: certificate.clone(),
             fields: vec!["cert_no".into(), "area".into()],
-            consent_token: String::new(),
+            consent_token: holder_token.clone(),
             version: 0,
         })
     };
@@ -432,8 +446,8 @@ async fn every_refusal_is_precise_returns_no_data_and_is_logged() {
     for expect in &logged {
         let mut entries = fed.central_entries(&expect.trace).await;
         if expect.trace == "grant-expired" {
-            // Queries before the expiry were served, under the same trace.
-            entries.retain(|e| e.outcome != Outcome::Served as i32);
+            // Queries before the expiry were refused for want of consent, under the same trace.
+            entries.retain(|e| e.reason_code != ReasonCode::ConsentRequired as i32);
         }
         assert_eq!(entries.len(), 1, "{}: {entries:?}", expect.trace);
         let e = &entries[0];

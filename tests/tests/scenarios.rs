@@ -27,7 +27,7 @@ async fn rental_filing_and_business_opening_answer_exactly_and_are_logged() {
             HCB,
             &landlord["id_number"],
             &[POPULATION, PROPERTY_CERTIFICATE],
-            &["name", "status", "holder_id", "address", "area"],
+            &["name", "status", "cert_no", "holder_id", "address", "area"],
             RENTAL,
             POPULATION,
         )
@@ -45,8 +45,8 @@ async fn rental_filing_and_business_opening_answer_exactly_and_are_logged() {
                 context: ctx(RENTAL, "ZL-E2E-1"),
                 dataset: PROPERTY_CERTIFICATE.into(),
                 licence_id: property["cert_no"].clone(),
-                // "use" is granted but not consented: it is left out, not refused.
-                fields: vec!["holder_id".into(), "address".into(), "area".into()],
+                // The number too: a certificate's number and status come only with its key field.
+                fields: vec!["cert_no".into(), "holder_id".into(), "address".into(), "area".into()],
                 consent_token: landlord_property,
                 version: 0,
             }),
@@ -71,11 +71,13 @@ async fn rental_filing_and_business_opening_answer_exactly_and_are_logged() {
     assert_eq!(c.node(), PNR);
     let licence = c.answer().licence.as_ref().expect("licence");
     assert_eq!(licence.status, LicenceStatus::Valid as i32);
+    assert_eq!(licence.licence_id, property["cert_no"]);
     assert_eq!(
         values(&licence.fields),
         [
             ("address".into(), property["address"].clone()),
             ("area".into(), property["area"].clone()),
+            ("cert_no".into(), property["cert_no"].clone()),
             ("holder_id".into(), landlord["id_number"].clone()),
         ]
     );
@@ -87,6 +89,20 @@ async fn rental_filing_and_business_opening_answer_exactly_and_are_logged() {
     let (_, rep_token) =
         fed.consent_token(GSC, &rep["id_number"], &[POPULATION], &["name", "birth_date"], OPENING, POPULATION).await;
     let gsc = fed.client(GSC);
+    // The business licence holds personal data (the legal representative): even a verdict
+    // needs the company's consent.
+    let mut company_consent = exchange_client_sdk::localnet::data::face_scan_consent(
+        &company["credit_code"],
+        GSC,
+        &[BUSINESS_LICENCE],
+        &["licence_no", "status"],
+        OPENING,
+        "KB-E2E-1",
+    );
+    company_consent.subject =
+        Some(Subject { kind: SubjectKind::Organisation as i32, id: company["credit_code"].clone() });
+    let company_consent = gsc.record_consent(company_consent).await.must("record the company's consent");
+    let company_token = gsc.issue_consent_token(&company_consent.id, BUSINESS_LICENCE).await.must("token").token;
     let matched = gsc
         .match_record(MatchRecordRequest {
             context: ctx(OPENING, "KB-E2E-1"),
@@ -113,7 +129,7 @@ async fn rental_filing_and_business_opening_answer_exactly_and_are_logged() {
             licence_id: company["licence_no"].clone(),
             holder: Some(Subject { kind: SubjectKind::Organisation as i32, id: company["credit_code"].clone() }),
             fields: vec![],
-            consent_token: String::new(),
+            consent_token: company_token,
         })
         .await
         .must("verify");
@@ -147,7 +163,7 @@ async fn rental_filing_and_business_opening_answer_exactly_and_are_logged() {
         assert!(!found[0].subject_digest.is_empty(), "the subject appears as a digest");
     }
     let certificate_entry = rental.iter().find(|e| e.dataset == PROPERTY_CERTIFICATE).expect("certificate entry");
-    assert_eq!(certificate_entry.fields, ["address", "area", "holder_id"]);
+    assert_eq!(certificate_entry.fields, ["address", "area", "cert_no", "holder_id"]);
     assert_eq!(certificate_entry.requester, HCB);
     assert_eq!(certificate_entry.purpose_code, RENTAL);
     let refused = opening.iter().find(|e| e.outcome == Outcome::Refused as i32).expect("refusal entry");

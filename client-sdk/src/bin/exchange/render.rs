@@ -260,6 +260,9 @@ fn licence(l: &Licence) -> Value {
         "valid_until": l.valid_until,
         "version": l.version,
         "fields": fields(&l.fields),
+        "historical": l.historical,
+        "current_status": name!(LicenceStatus, l.current_status, "LICENCE_STATUS_"),
+        "current_version": l.current_version,
     })
 }
 

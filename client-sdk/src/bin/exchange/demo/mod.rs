@@ -246,7 +246,8 @@ pub async fn rental_filing(clients: &BTreeMap<&'static str, ExchangeClient>, dat
                 context: ctx(RENTAL, &reason, application),
                 dataset: "gov.sz.pnr/property-certificate".into(),
                 licence_id: cert_no.clone(),
-                fields: fields(&["holder_id", "holder_name", "address", "area", "use"]),
+                // The number is asked too: a licence's number and status come only with it.
+                fields: fields(&["cert_no", "holder_id", "holder_name", "address", "area", "use"]),
                 consent_token: t_landlord_pnr.token.clone(),
                 version: 0,
             }),
@@ -364,6 +365,19 @@ pub async fn business_opening(
     }
     let licence_no = company.get("licence_no").cloned().unwrap_or_default();
     let credit = company.get("credit_code").cloned().unwrap_or_default();
+    // The business licence holds personal data (its legal representative): even a verdict
+    // needs the company's consent, given here by its representative.
+    let mut company_consent = data::face_scan_consent(
+        &credit,
+        GSC,
+        &["gov.sz.amr/business-licence"],
+        &["licence_no", "entity_name", "status"],
+        OPENING,
+        application,
+    );
+    company_consent.subject = Some(Subject { kind: SubjectKind::Organisation as i32, id: credit.clone() });
+    let company_consent = gsc.record_consent(company_consent).await.context("record the company's consent")?;
+    let company_token = gsc.issue_consent_token(&company_consent.id, "gov.sz.amr/business-licence").await?;
     let verdict = gsc
         .run_query(NodeQuery::VerifyLicence(VerifyLicenceRequest {
             context: ctx(OPENING, &reason, application),
@@ -371,7 +385,7 @@ pub async fn business_opening(
             licence_id: licence_no.clone(),
             holder: Some(Subject { kind: SubjectKind::Organisation as i32, id: credit.clone() }),
             fields: vec![],
-            consent_token: String::new(),
+            consent_token: company_token.token.clone(),
         }))
         .await
         .context("licence verification")?;
@@ -390,7 +404,7 @@ pub async fn business_opening(
             dataset: "gov.sz.amr/business-licence".into(),
             licence_id: licence_no,
             fields: fields(&["entity_name", "legal_rep_id"]),
-            consent_token: String::new(),
+            consent_token: company_token.token.clone(),
             version: 0,
         }))
         .await;
