@@ -5,6 +5,7 @@
 //! The crate is cut as the architecture asks: [`service`] holds the handlers (plain methods,
 //! no tonic), [`grpc`] the thin adapter, [`db`] and [`log`] the storage over the
 //! `exchange-store` trait, [`config`] the two-stage configuration, [`server`] the daemon.
+//! The central log's rules sit in their own modules: [`visibility`] (who reads which entry).
 
 pub mod config;
 pub mod db;
@@ -13,3 +14,4 @@ pub mod grpc;
 pub mod log;
 pub mod server;
 pub mod service;
+pub mod visibility;
