@@ -4,7 +4,7 @@
 //! one atomic batch under the writer lock. They block on storage: the gRPC adapter runs
 //! them off the async workers.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -32,6 +32,7 @@ use crate::db::{
 };
 use crate::error::{CatalogError, Result};
 use crate::log::{AccessLog, Staged};
+use crate::screen::no_identifier;
 
 mod access_log;
 
@@ -121,6 +122,8 @@ pub struct Catalog {
     digest_key: [u8; 32],
     digester: SubjectDigester,
     config_tx: watch::Sender<Arc<SignedFederationConfig>>,
+    /// The digest of the last refused batch logged per node.
+    refused_appends: Mutex<HashMap<String, String>>,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -232,6 +235,7 @@ impl Catalog {
             digest_key,
             signing_key,
             config_tx,
+            refused_appends: Mutex::new(HashMap::new()),
             db,
         });
         {
@@ -478,6 +482,8 @@ impl Catalog {
     pub fn suspend_member(&self, caller: &Caller, dept_id: &str, reason: &str) -> Result<Member> {
         caller.require(Role::Operator)?;
         let reason = text("reason", reason, false)?;
+        // The reason is the note of the entry that records the suspension.
+        no_identifier("reason", &reason)?;
         let _w = self.lock();
         let mut m = self.existing_member("dept_id", dept_id)?;
         m.status = MemberStatus::Suspended as i32;
@@ -1054,6 +1060,8 @@ impl Catalog {
     /// Revokes a consent (a portal, or the consent's requester).
     pub fn revoke_consent(&self, caller: &Caller, r: &RevokeConsentRequest) -> Result<Consent> {
         let reason = text("reason", &r.reason, false)?;
+        // The reason goes into the entry that records the revocation.
+        no_identifier("reason", &reason)?;
         if r.consent_id.is_empty() {
             return Err(CatalogError::bad_request("consent_id", "is required"));
         }

@@ -2,16 +2,41 @@
 //! proofs, entries, audit queries and a subject's own view. Every handler that returns
 //! entries shows them through the one rule of [`crate::visibility`].
 
+use exchange_core::digest::sha256_hex;
 use exchange_proto::v1::{
-    AppendAccessLogRequest, AppendAccessLogResponse, ConsistencyProof, InclusionProof, LogEntry, QueryAccessLogRequest,
-    QueryAccessLogResponse, ReasonCode, Role, SubjectAccessViewRequest,
+    AccessEvent, AppendAccessLogRequest, AppendAccessLogResponse, ConsistencyProof, InclusionProof, LogEntry, Outcome,
+    QueryAccessLogRequest, QueryAccessLogResponse, ReasonCode, Role, SubjectAccessViewRequest,
 };
 use exchange_store::WriteBatch;
+use prost::Message as _;
 
 use super::{Caller, Catalog, subject};
+use crate::append::{check_event, check_own};
 use crate::error::{CatalogError, Result};
-use crate::log::{MAX_BATCH, Staged, check_event};
+use crate::log::{MAX_BATCH, Staged};
 use crate::visibility::Viewer;
+
+/// Checks every event of a batch; on refusal, the index of the refused event and why.
+fn check_batch(events: &[AccessEvent], caller: &str) -> Result<(), (usize, CatalogError)> {
+    for (i, e) in events.iter().enumerate() {
+        check_own(e, i, caller).and_then(|()| check_event(e, i)).map_err(|err| (i, err))?;
+    }
+    Ok(())
+}
+
+/// The note of a logged refusal of a batch: which event and which rule, nothing of the
+/// events' content (an identifier found in clear is named by field and kind only).
+fn refusal_note(i: usize, n: usize, err: &CatalogError) -> Option<(ReasonCode, String)> {
+    match err {
+        CatalogError::ForeignEntry(_) => {
+            Some((ReasonCode::ForeignEntry, format!("events[{i}] of {n}: not the caller's own entry")))
+        }
+        CatalogError::InvalidArgument { field, reason: ReasonCode::IdentifierInClear, .. } => {
+            Some((ReasonCode::IdentifierInClear, format!("{field} of {n} events: an identifier in clear")))
+        }
+        _ => None,
+    }
+}
 
 impl Catalog {
     /// The subject digest key (department).
@@ -20,7 +45,10 @@ impl Catalog {
         Ok((self.digester.key_id().to_string(), self.digest_key))
     }
 
-    /// Appends a node's batch (department; the caller is the recorder).
+    /// Appends a node's batch (department). Every event must be the caller's own (see
+    /// [`check_own`]) and free of identifiers in clear; otherwise nothing of the batch is
+    /// appended, and a foreign entry or an identifier in clear is itself logged as a
+    /// refusal (once per batch, however often the node retries it).
     pub fn append_access_log(&self, caller: &Caller, r: AppendAccessLogRequest) -> Result<AppendAccessLogResponse> {
         caller.require(Role::Department)?;
         if r.events.len() > MAX_BATCH {
@@ -31,17 +59,15 @@ impl Catalog {
             });
         }
         let mut events = r.events;
-        for (i, e) in events.iter_mut().enumerate() {
-            if e.recorder.is_empty() {
-                e.recorder = caller.dept.clone();
+        for e in events.iter_mut().filter(|e| e.recorder.is_empty()) {
+            e.recorder = caller.dept.clone();
+        }
+        if let Err((i, err)) = check_batch(&events, &caller.dept) {
+            if let Some((reason, note)) = refusal_note(i, events.len(), &err) {
+                let batch = AppendAccessLogRequest { events }.encode_to_vec();
+                self.log_refused_append(caller, sha256_hex(&batch), reason, note)?;
             }
-            if e.recorder != caller.dept {
-                return Err(CatalogError::Forbidden(format!(
-                    "events[{i}].recorder is {}, but the caller is {}: a node appends only its own events",
-                    e.recorder, caller.dept
-                )));
-            }
-            check_event(e, i)?;
+            return Err(err);
         }
         for i in 1..events.len() {
             if events[i].sequence != events[i - 1].sequence.wrapping_add(1) {
@@ -85,6 +111,32 @@ impl Catalog {
             duplicates: duplicates as u32,
             tree_size: self.log.size(),
         })
+    }
+
+    /// Logs the refusal of a node's batch as an administrative entry, unless the refusal of
+    /// the same batch (by its digest, kept in memory only) was the last one logged for this
+    /// node: a node retries a refused batch with backoff, and one entry says it.
+    fn log_refused_append(
+        &self,
+        caller: &Caller,
+        batch_digest: String,
+        reason: ReasonCode,
+        note: String,
+    ) -> Result<()> {
+        let key = batch_digest;
+        let _w = self.lock();
+        {
+            let last = self.refused_appends.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if last.get(&caller.dept) == Some(&key) {
+                return Ok(());
+            }
+        }
+        let mut event = self.admin_event(&caller.dept, "log.append.refused", "", "", &note);
+        event.outcome = Outcome::Refused as i32;
+        event.reason_code = reason as i32;
+        self.mutate(vec![event], false, |_| Ok(()))?;
+        self.refused_appends.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(caller.dept.clone(), key);
+        Ok(())
     }
 
     /// The signed tree head.
