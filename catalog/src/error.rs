@@ -31,6 +31,10 @@ pub enum CatalogError {
     /// Known caller, not allowed for this object.
     #[error("{0}")]
     Forbidden(String),
+    /// A node appended an entry that is not its own to write (another recorder or provider,
+    /// another department's dataset, or a kind only the catalog writes).
+    #[error("{0}")]
+    ForeignEntry(String),
     /// A request field is malformed.
     #[error("{field}: {message}")]
     InvalidArgument {
@@ -71,6 +75,25 @@ impl CatalogError {
         Self::InvalidArgument { field: field.into(), message: message.into(), reason: ReasonCode::MalformedRequest }
     }
 
+    /// A valid resident id or credit code found in the free text of `field`, which would
+    /// reach the central log in clear. The message names the field and the kind of
+    /// identifier, never the identifier itself.
+    pub fn identifier_in_clear(
+        field: impl Into<String>,
+        found: exchange_core::ident::FoundIdentifier,
+        at: usize,
+    ) -> Self {
+        Self::InvalidArgument {
+            field: field.into(),
+            message: format!(
+                "holds {} in clear (from character {at}), and this text would reach the central access log, where subject ids \
+                 never appear in clear: send an opaque trace id and a reason without identifiers",
+                found.describe()
+            ),
+            reason: ReasonCode::IdentifierInClear,
+        }
+    }
+
     /// A failed precondition with a reason code.
     pub fn precondition(reason: ReasonCode, message: impl Into<String>) -> Self {
         Self::FailedPrecondition { message: message.into(), reason }
@@ -86,6 +109,7 @@ impl CatalogError {
             Self::Suspended(_) => (Code::PermissionDenied, ReasonCode::MemberSuspended, ""),
             Self::RoleRequired { .. } => (Code::PermissionDenied, ReasonCode::RoleRequired, ""),
             Self::Forbidden(_) => (Code::PermissionDenied, ReasonCode::RoleRequired, ""),
+            Self::ForeignEntry(_) => (Code::PermissionDenied, ReasonCode::ForeignEntry, ""),
             Self::InvalidArgument { field, reason, .. } => (Code::InvalidArgument, *reason, field.as_str()),
             Self::NotFound(_) => (Code::NotFound, ReasonCode::NotFound, ""),
             Self::AlreadyExists(_) => (Code::AlreadyExists, ReasonCode::AlreadyExists, ""),

@@ -12,7 +12,7 @@ use exchange_core::merkle::{
     Hash, HashReader, MerkleError, consistency_proof, hashes_to_store, inclusion_proof, leaf_hash, stored_hash_count,
     tree_root,
 };
-use exchange_proto::v1::{AccessEvent, LogEntry, Outcome, QueryAccessLogRequest, ReasonCode};
+use exchange_proto::v1::{AccessEvent, LogEntry, Outcome, QueryAccessLogRequest};
 use exchange_store::keys::{KeyBuilder, KeyReader, decode_u64, encode_u64};
 use exchange_store::{ScanRange, WriteBatch};
 use prost::Message;
@@ -357,45 +357,4 @@ fn index_keys(e: &AccessEvent, n: u64) -> Vec<Vec<u8>> {
     .filter(|(_, v)| !v.is_empty())
     .map(|(tag, v)| KeyBuilder::new().str(tag).str(v).u64(n).build())
     .collect()
-}
-
-/// Checks one event of a node's batch: no clear subject ids, bounded text, known enums.
-pub fn check_event(e: &AccessEvent, i: usize) -> Result<()> {
-    let field = |name: &str| format!("events[{i}].{name}");
-    if !e.subject_digest.is_empty()
-        && (e.subject_digest.len() != 64 || !e.subject_digest.bytes().all(|b| b.is_ascii_hexdigit()))
-    {
-        return Err(CatalogError::bad_request(
-            field("subject_digest"),
-            "must be the 64-hex-digit keyed digest of the subject, never the id itself",
-        ));
-    }
-    if e.reason.chars().count() > 200 {
-        return Err(CatalogError::InvalidArgument {
-            field: field("reason"),
-            message: "is longer than 200 characters".into(),
-            reason: ReasonCode::ReasonInvalid,
-        });
-    }
-    for (name, value, max) in [
-        ("requester", &e.requester, 64),
-        ("provider", &e.provider, 64),
-        ("dataset", &e.dataset, 130),
-        ("action", &e.action, 64),
-        ("purpose_code", &e.purpose_code, 64),
-        ("consent_id", &e.consent_id, 128),
-        ("trace_id", &e.trace_id, 64),
-        ("note", &e.note, 512),
-    ] {
-        if value.len() > max {
-            return Err(CatalogError::bad_request(field(name), format!("is longer than {max} bytes")));
-        }
-    }
-    if e.fields.len() > 256 || e.record_versions.len() > 1024 {
-        return Err(CatalogError::bad_request(field("fields"), "too many fields or versions"));
-    }
-    if !(e.answer_digest.is_empty() || e.answer_digest.len() == 32) {
-        return Err(CatalogError::bad_request(field("answer_digest"), "must be empty or 32 bytes"));
-    }
-    Ok(())
 }

@@ -4,7 +4,7 @@
 //! one atomic batch under the writer lock. They block on storage: the gRPC adapter runs
 //! them off the async workers.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -16,12 +16,11 @@ use exchange_core::schema::{Schema, SchemaRef};
 use exchange_core::token::{ConsentClaims, TokenIssuer};
 use exchange_pki::PeerIdentity;
 use exchange_proto::v1::{
-    AccessEvent, AppendAccessLogRequest, AppendAccessLogResponse, ApplyGrantRequest, CatalogKey, ConfigGrant, Consent,
-    ConsentChannel, ConsentMethod, ConsentToken, Dataset, DatasetKind, DecideGrantRequest, EventKind, FederationConfig,
-    Grant, GrantStatus, IssueConsentTokenRequest, ListDatasetsRequest, ListDatasetsResponse, ListGrantsRequest,
-    ListGrantsResponse, Member, MemberStatus, Outcome, QueryAccessLogRequest, QueryAccessLogResponse, ReasonCode,
-    RecordConsentRequest, RevokeConsentRequest, RevokedConsent, Role, SchemaVersion, ShareClass,
-    SignedFederationConfig, Subject, SubjectAccessViewRequest, UpdateMemberRequest,
+    AccessEvent, ApplyGrantRequest, CatalogKey, ConfigGrant, Consent, ConsentChannel, ConsentMethod, ConsentToken,
+    Dataset, DatasetKind, DecideGrantRequest, EventKind, FederationConfig, Grant, GrantStatus,
+    IssueConsentTokenRequest, ListDatasetsRequest, ListDatasetsResponse, ListGrantsRequest, ListGrantsResponse, Member,
+    MemberStatus, Outcome, ReasonCode, RecordConsentRequest, RevokeConsentRequest, RevokedConsent, Role, SchemaVersion,
+    ShareClass, SignedFederationConfig, Subject, UpdateMemberRequest,
 };
 use exchange_store::{ScanRange, WriteBatch};
 use prost::Message;
@@ -32,7 +31,10 @@ use crate::db::{
     put_meta_u64, put_msg, schema_key, schema_prefix,
 };
 use crate::error::{CatalogError, Result};
-use crate::log::{AccessLog, MAX_BATCH, Staged, check_event};
+use crate::log::{AccessLog, Staged};
+use crate::screen::no_identifier;
+
+mod access_log;
 
 /// Longest accepted free text (names, notes, legal bases), in characters.
 const MAX_TEXT: usize = 500;
@@ -120,6 +122,8 @@ pub struct Catalog {
     digest_key: [u8; 32],
     digester: SubjectDigester,
     config_tx: watch::Sender<Arc<SignedFederationConfig>>,
+    /// The digest of the last refused batch logged per node.
+    refused_appends: Mutex<HashMap<String, String>>,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -231,6 +235,7 @@ impl Catalog {
             digest_key,
             signing_key,
             config_tx,
+            refused_appends: Mutex::new(HashMap::new()),
             db,
         });
         {
@@ -477,6 +482,8 @@ impl Catalog {
     pub fn suspend_member(&self, caller: &Caller, dept_id: &str, reason: &str) -> Result<Member> {
         caller.require(Role::Operator)?;
         let reason = text("reason", reason, false)?;
+        // The reason is the note of the entry that records the suspension.
+        no_identifier("reason", &reason)?;
         let _w = self.lock();
         let mut m = self.existing_member("dept_id", dept_id)?;
         m.status = MemberStatus::Suspended as i32;
@@ -1053,6 +1060,8 @@ impl Catalog {
     /// Revokes a consent (a portal, or the consent's requester).
     pub fn revoke_consent(&self, caller: &Caller, r: &RevokeConsentRequest) -> Result<Consent> {
         let reason = text("reason", &r.reason, false)?;
+        // The reason goes into the entry that records the revocation.
+        no_identifier("reason", &reason)?;
         if r.consent_id.is_empty() {
             return Err(CatalogError::bad_request("consent_id", "is required"));
         }
@@ -1087,154 +1096,6 @@ impl Catalog {
     /// The current signed configuration.
     pub fn current_config(&self) -> Arc<SignedFederationConfig> {
         self.config_tx.borrow().clone()
-    }
-
-    /// The subject digest key (department).
-    pub fn subject_digest_key(&self, caller: &Caller) -> Result<(String, [u8; 32])> {
-        caller.require(Role::Department)?;
-        Ok((self.digester.key_id().to_string(), self.digest_key))
-    }
-
-    // ------------------------------------------------------------------------------------
-    // Access log
-
-    /// Appends a node's batch (department; the caller is the recorder).
-    pub fn append_access_log(&self, caller: &Caller, r: AppendAccessLogRequest) -> Result<AppendAccessLogResponse> {
-        caller.require(Role::Department)?;
-        if r.events.len() > MAX_BATCH {
-            return Err(CatalogError::InvalidArgument {
-                field: "events".into(),
-                message: format!("{} events in one batch, at most {MAX_BATCH}", r.events.len()),
-                reason: ReasonCode::BatchTooLarge,
-            });
-        }
-        let mut events = r.events;
-        for (i, e) in events.iter_mut().enumerate() {
-            if e.recorder.is_empty() {
-                e.recorder = caller.dept.clone();
-            }
-            if e.recorder != caller.dept {
-                return Err(CatalogError::Forbidden(format!(
-                    "events[{i}].recorder is {}, but the caller is {}: a node appends only its own events",
-                    e.recorder, caller.dept
-                )));
-            }
-            check_event(e, i)?;
-        }
-        for i in 1..events.len() {
-            if events[i].sequence != events[i - 1].sequence + 1 {
-                return Err(CatalogError::bad_request(
-                    format!("events[{i}].sequence"),
-                    format!(
-                        "is {}, expected {} (a batch holds consecutive sequence numbers)",
-                        events[i].sequence,
-                        events[i - 1].sequence + 1
-                    ),
-                ));
-            }
-        }
-        let _w = self.lock();
-        let next = self.log.next_sequence(&self.db, &caller.dept)?;
-        let first_new = events.iter().position(|e| e.sequence >= next).unwrap_or(events.len());
-        let duplicates = first_new;
-        let new = &events[first_new..];
-        if let Some(first) = new.first()
-            && first.sequence != next
-        {
-            {
-                return Err(CatalogError::precondition(
-                    ReasonCode::SequenceGap,
-                    format!(
-                        "the catalog expects sequence {next} from {} next, the batch starts at {}",
-                        caller.dept, first.sequence
-                    ),
-                ));
-            }
-        }
-        let appended = new.len();
-        if appended > 0 {
-            let mut batch = WriteBatch::new();
-            let mut staged = Staged::default();
-            self.log.stage(&self.db, new, &mut batch, &mut staged)?;
-            self.db.commit(batch)?;
-            self.log.committed(&staged);
-        }
-        Ok(AppendAccessLogResponse {
-            next_sequence: next + appended as u64,
-            appended: appended as u32,
-            duplicates: duplicates as u32,
-            tree_size: self.log.size(),
-        })
-    }
-
-    /// The signed tree head.
-    pub fn tree_head(&self) -> Result<(u64, Vec<u8>, String, String)> {
-        let (size, root, note) = self.log.tree_head(&self.db, &self.note_signer)?;
-        Ok((size, root.as_bytes().to_vec(), note, self.log.origin().to_string()))
-    }
-
-    /// The note verifier key of the log (`<origin>+<keyid>+<key>`), for auditors.
-    pub fn log_verifier_key(&self) -> String {
-        self.note_signer.verifier().to_vkey()
-    }
-
-    /// An inclusion proof.
-    pub fn inclusion_proof(
-        &self,
-        caller: &Caller,
-        index: u64,
-        size: u64,
-    ) -> Result<exchange_proto::v1::InclusionProof> {
-        caller.require_any(&[Role::Auditor, Role::Portal, Role::Department])?;
-        let (size, path, entry) = self.log.inclusion(&self.db, index, size)?;
-        Ok(exchange_proto::v1::InclusionProof {
-            index,
-            tree_size: size,
-            path: path.iter().map(|h| h.as_bytes().to_vec()).collect(),
-            entry: Some(entry),
-        })
-    }
-
-    /// A consistency proof.
-    pub fn consistency_proof(&self, old_size: u64, new_size: u64) -> Result<exchange_proto::v1::ConsistencyProof> {
-        let (new_size, path) = self.log.consistency(&self.db, old_size, new_size)?;
-        Ok(exchange_proto::v1::ConsistencyProof {
-            old_size,
-            new_size,
-            path: path.iter().map(|h| h.as_bytes().to_vec()).collect(),
-        })
-    }
-
-    /// Log entries by index (auditor).
-    pub fn log_entries(&self, caller: &Caller, start: u64, count: u32) -> Result<Vec<exchange_proto::v1::LogEntry>> {
-        caller.require(Role::Auditor)?;
-        self.log.entries(&self.db, start, count)
-    }
-
-    /// An audit query (auditor: all; department: where it is requester or provider).
-    pub fn query_access_log(&self, caller: &Caller, q: &QueryAccessLogRequest) -> Result<QueryAccessLogResponse> {
-        // Auditors read every entry; a department only those where it asked or answered.
-        let all = caller.has(Role::Auditor);
-        if !all {
-            caller.require(Role::Department)?;
-        }
-        let me = caller.dept.clone();
-        let (entries, next) = self.log.query(&self.db, q, |e| all || e.requester == me || e.provider == me)?;
-        Ok(QueryAccessLogResponse { entries, next_page_token: next, tree_size: self.log.size() })
-    }
-
-    /// A subject's own view (portal).
-    pub fn subject_access_view(&self, caller: &Caller, r: &SubjectAccessViewRequest) -> Result<QueryAccessLogResponse> {
-        caller.require(Role::Portal)?;
-        let s = subject("subject", r.subject.as_ref())?;
-        let q = QueryAccessLogRequest {
-            subject_digest: self.subject_digest(&s),
-            from_unix_ms: r.from_unix_ms,
-            page: r.page.clone(),
-            ..Default::default()
-        };
-        let (entries, next) = self.log.query(&self.db, &q, |_| true)?;
-        Ok(QueryAccessLogResponse { entries, next_page_token: next, tree_size: self.log.size() })
     }
 }
 

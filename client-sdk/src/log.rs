@@ -41,11 +41,33 @@ fn check_entry(entry: &LogEntry) -> Result<()> {
 }
 
 /// Verifies an inclusion proof against a verified tree head: the proof must be for the
-/// head's size, and the entry's leaf must hash up to the head's root.
+/// head's size, and the entry it carries must hash up to the head's root. The catalog puts
+/// the entry in the proof only for its requester, its provider and auditors; anyone else
+/// (a portal proving a subject's entry, say) holds the entry already and verifies with
+/// [`verify_inclusion_of`].
 pub fn verify_inclusion_proof(proof: &InclusionProof, head: &Checkpoint) -> Result<()> {
-    let entry = proof.entry.as_ref().ok_or_else(|| Error::Proof("inclusion proof carries no entry".into()))?;
+    let entry = proof.entry.as_ref().ok_or_else(|| {
+        Error::Proof(format!(
+            "the inclusion proof of entry {} carries no entry: only its requester, its provider and auditors \
+             read it; verify with an entry you hold",
+            proof.index
+        ))
+    })?;
+    verify_inclusion_of(entry, proof, head)
+}
+
+/// Verifies that `entry`, which the caller already holds (from a subject view or an audit
+/// query), is in the log of a verified tree head, with `proof` for its index: the proof
+/// carries hashes, and an entry too only when the caller may read it, which must then be
+/// the same one.
+pub fn verify_inclusion_of(entry: &LogEntry, proof: &InclusionProof, head: &Checkpoint) -> Result<()> {
     if entry.index != proof.index {
-        return Err(Error::Proof(format!("proof is for index {} but carries entry {}", proof.index, entry.index)));
+        return Err(Error::Proof(format!("proof is for index {} but the entry is {}", proof.index, entry.index)));
+    }
+    if let Some(carried) = &proof.entry
+        && carried != entry
+    {
+        return Err(Error::Proof(format!("entry {}: the proof carries another entry than the one held", entry.index)));
     }
     if proof.tree_size != head.size() {
         return Err(Error::Proof(format!(
@@ -314,6 +336,35 @@ mod tests {
             ev.requester = "someone.else".into();
         }
         assert!(verify_inclusion_proof(&p, &h).is_err(), "shown event differs from the hashed leaf");
+    }
+
+    #[test]
+    fn a_held_entry_verifies_with_a_proof_of_hashes_only() {
+        let (t, entries) = tree(7);
+        let h = head(&t);
+        let hashes_only = |i: u64| InclusionProof {
+            index: i,
+            tree_size: 7,
+            path: t.inclusion_proof(i, 7).expect("proof").iter().map(|h| h.as_bytes().to_vec()).collect(),
+            entry: None,
+        };
+        for i in 0..7 {
+            assert!(verify_inclusion_of(&entries[i as usize], &hashes_only(i), &h).is_ok(), "index {i}");
+        }
+        let err = verify_inclusion_proof(&hashes_only(2), &h).expect_err("nothing to hash");
+        assert!(err.to_string().contains("carries no entry"), "{err}");
+        assert!(verify_inclusion_of(&entries[3], &hashes_only(2), &h).is_err(), "another index");
+        let mut held = entries[2].clone();
+        held.leaf.push(0);
+        assert!(verify_inclusion_of(&held, &hashes_only(2), &h).is_err(), "an altered entry");
+        let mut carrying = hashes_only(2);
+        carrying.entry = Some(entries[2].clone());
+        assert!(verify_inclusion_of(&entries[2], &carrying, &h).is_ok());
+        let mut other = entries[2].clone();
+        if let Some(ev) = other.event.as_mut() {
+            ev.requester = "someone.else".into();
+        }
+        assert!(verify_inclusion_of(&other, &carrying, &h).is_err(), "the proof carries another entry");
     }
 
     #[test]

@@ -6,7 +6,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::{Federation, OPS, ORIGIN, POPULATION_SCHEMA};
 use ed25519_dalek::SigningKey;
-use exchange_client_sdk::log::{audit_verify_all, verify_consistency_proof, verify_inclusion_proof};
+use exchange_client_sdk::log::{
+    audit_verify_all, verify_consistency_proof, verify_inclusion_of, verify_inclusion_proof,
+};
 use exchange_client_sdk::{ClientConfig, ClientIdentity, Error, ExchangeClient, RetryPolicy};
 use exchange_pki::{CertKind, CertSpec, FederationCa};
 use exchange_proto::v1::*;
@@ -161,10 +163,26 @@ async fn catalog_calls_configuration_and_log_proofs() {
     // The signed tree head, inclusion proofs, a consistency proof, the whole log.
     let head1 = ops.verified_tree_head(None).await.expect("tree head");
     assert!(head1.size() >= 8, "every administrative act is logged: {}", head1.size());
+    // The housing bureau reads the entries it is a party to; of the others it gets the
+    // proof's hashes, which verify with the entry an auditor holds.
+    let mut hidden = 0;
     for index in 0..head1.size() {
         let proof = hcb.inclusion_proof(index, head1.size()).await.expect("inclusion proof");
-        verify_inclusion_proof(&proof, &head1).expect("inclusion verifies");
+        let whole = ops.inclusion_proof(index, head1.size()).await.expect("auditor's proof");
+        let held = whole.entry.clone().expect("an auditor reads every entry");
+        let event = held.event.clone().expect("event");
+        let party = event.requester == "gov.sz.hcb" || event.provider == "gov.sz.hcb";
+        assert_eq!(proof.entry.is_some(), party, "entry {index}: {event:?}");
+        if party {
+            verify_inclusion_proof(&proof, &head1).expect("inclusion verifies");
+        } else {
+            hidden += 1;
+            assert!(verify_inclusion_proof(&proof, &head1).is_err(), "nothing to hash");
+            verify_inclusion_of(&held, &proof, &head1).expect("the hashes verify the held entry");
+        }
+        verify_inclusion_proof(&whole, &head1).expect("inclusion verifies for the auditor");
     }
+    assert!(hidden > 0, "the operator's own acts are not the housing bureau's to read");
     hcb.revoke_grant(&grant.id, "done").await.expect("revoke");
     let head2 = ops.verified_tree_head(None).await.expect("tree head");
     assert!(head2.size() > head1.size());

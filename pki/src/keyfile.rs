@@ -62,18 +62,35 @@ pub fn read_hex_key(path: &Path) -> Result<[u8; 32], KeyFileError> {
     hex::decode(text.trim()).map_err(|_| invalid())?.try_into().map_err(|_| invalid())
 }
 
-/// Writes a secret file readable by its owner only (mode 0600 on Unix).
+/// Writes a secret file readable by its owner only (mode 0600 on Unix), from the start: the
+/// bytes go into a new file created with that mode next to `path`, which then replaces
+/// `path` in one rename, so that no moment exists when another user could read the secret
+/// (a chmod after the write would leave one), and a file already at `path` with a wider
+/// mode is replaced rather than reused.
 pub fn write_secret(path: &Path, bytes: &[u8]) -> Result<(), KeyFileError> {
-    if let Some(dir) = path.parent() {
+    use std::io::Write as _;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(io("create", dir))?;
     }
-    std::fs::write(path, bytes).map_err(io("write", path))?;
+    let mut name = path.file_name().map(std::ffi::OsString::from).unwrap_or_default();
+    name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = path.with_file_name(name);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
     #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io("restrict", path))?;
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let written = options.open(&tmp).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.sync_all()
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io("write", path)(e));
     }
-    Ok(())
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io("write", path)(e)
+    })
 }
 
 #[cfg(test)]
@@ -93,6 +110,18 @@ mod tests {
         write_secret(&hex_path, b"abcd").expect("write short");
         let err = read_hex_key(&hex_path).expect_err("too short");
         assert!(err.to_string().contains("digest.key") && err.to_string().contains("64 hex"), "{err}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            // A key file left world-readable is replaced by one its owner alone reads.
+            std::fs::set_permissions(&hex_path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+            write_secret(&hex_path, hex::encode([8u8; 32]).as_bytes()).expect("rewrite");
+            for p in [&path, &hex_path] {
+                let mode = std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+                assert_eq!(mode, 0o600, "{}", p.display());
+            }
+            assert_eq!(read_hex_key(&hex_path).expect("read rewritten"), [8u8; 32]);
+        }
         let err = read_signing_key(&dir.path().join("missing.pem")).expect_err("missing");
         assert!(err.to_string().contains("missing.pem"), "{err}");
     }

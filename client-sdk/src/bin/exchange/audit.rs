@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use anyhow::{Context as _, anyhow};
 use clap::Subcommand;
 use exchange_client_sdk::ExchangeClient;
-use exchange_client_sdk::log::{audit_verify_all, verify_consistency_proof, verify_inclusion_proof, verify_tree_head};
+use exchange_client_sdk::log::{
+    audit_verify_all, verify_consistency_proof, verify_inclusion_of, verify_inclusion_proof, verify_tree_head,
+};
 use exchange_core::checkpoint::{Checkpoint, NoteVerifier};
 use exchange_core::merkle::{Hash, MemoryTree};
 use exchange_proto::v1::*;
@@ -91,7 +93,9 @@ pub enum AuditCommand {
         /// The node's department id.
         dept: String,
     },
-    /// A subject's "who read my data" view (portal).
+    /// A subject's "who read my data" view (portal). With `--prove`, each entry of the page
+    /// is proved to be in the signed log, with the entry the view returned (the proofs a
+    /// portal gets carry hashes only).
     Subject {
         /// person or organisation.
         #[arg(long, default_value = "person")]
@@ -108,6 +112,9 @@ pub enum AuditCommand {
         /// Page token.
         #[arg(long, default_value = "")]
         page_token: String,
+        /// Prove each entry's inclusion against the signed tree head.
+        #[arg(long)]
+        prove: bool,
     },
 }
 
@@ -260,7 +267,7 @@ pub async fn run(
                 "log_syncs": s.log_syncs,
             }));
         }
-        AuditCommand::Subject { kind, id, from_ms, page_size, page_token } => {
+        AuditCommand::Subject { kind, id, from_ms, page_size, page_token, prove } => {
             let r = client
                 .subject_access_view(SubjectAccessViewRequest {
                     subject: Some(Subject { kind: subject_kind(&kind)?, id }),
@@ -268,7 +275,17 @@ pub async fn run(
                     page: Some(PageRequest { page_size, page_token }),
                 })
                 .await?;
-            out.show(&page(&r));
+            let mut shown = page(&r);
+            if prove {
+                let h = head().await?;
+                for entry in &r.entries {
+                    let proof = client.inclusion_proof(entry.index, h.size()).await?;
+                    verify_inclusion_of(entry, &proof, &h)?;
+                }
+                shown["inclusion"] =
+                    json!(format!("{} entries verified against tree size {}", r.entries.len(), h.size()));
+            }
+            out.show(&shown);
         }
     }
     Ok(())

@@ -494,25 +494,34 @@ pub async fn subject_view(clients: &BTreeMap<&'static str, ExchangeClient>, data
         .subject_access_view(SubjectAccessViewRequest { subject: person(&landlord), from_unix_ms: 0, page: None })
         .await
         .context("subject view")?;
+    // The portal proves each entry with the entry the view gave it: the proofs it gets carry
+    // hashes only, unless it is itself a party to the entry.
+    let head = clients[HCB].verified_tree_head(None).await.map_err(|e| anyhow::anyhow!("tree head: {e}"))?;
     let mut reads = 0;
+    let mut all_proved = true;
     for entry in &view.entries {
         let Some(e) = &entry.event else { continue };
         if e.kind != EventKind::Query as i32 {
             continue;
         }
         reads += 1;
+        let proof =
+            clients[HCB].inclusion_proof(entry.index, head.size()).await.map_err(|e| anyhow::anyhow!("proof: {e}"))?;
+        let proved = exchange_client_sdk::log::verify_inclusion_of(entry, &proof, &head).is_ok();
+        all_proved &= proved;
         println!(
-            "   {} {} read {} for {} ({}): {}",
+            "   {} {} read {} for {} ({}): {} {}",
             time_of(e.time_unix_ms),
             e.requester,
             e.dataset,
             e.purpose_code,
             e.reason,
-            Outcome::try_from(e.outcome).map(|o| o.as_str_name()).unwrap_or("?")
+            Outcome::try_from(e.outcome).map(|o| o.as_str_name()).unwrap_or("?"),
+            if proved { "in the signed log ✔" } else { "in the signed log ✘" }
         );
     }
     // The rental filing read the landlord's population record and property certificate.
-    Ok(reads >= 2)
+    Ok(reads >= 2 && all_proved)
 }
 
 /// The time of day in China Standard Time (UTC+8), the federation's time zone.

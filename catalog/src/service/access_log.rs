@@ -1,0 +1,205 @@
+//! The central access log's handlers: appends by nodes, the subject digest key, tree heads,
+//! proofs, entries, audit queries and a subject's own view. Every handler that returns
+//! entries shows them through the one rule of [`crate::visibility`].
+
+use exchange_core::digest::sha256_hex;
+use exchange_proto::v1::{
+    AccessEvent, AppendAccessLogRequest, AppendAccessLogResponse, ConsistencyProof, InclusionProof, LogEntry, Outcome,
+    QueryAccessLogRequest, QueryAccessLogResponse, ReasonCode, Role, SubjectAccessViewRequest,
+};
+use exchange_store::WriteBatch;
+use prost::Message as _;
+
+use super::{Caller, Catalog, subject};
+use crate::append::{check_event, check_own};
+use crate::error::{CatalogError, Result};
+use crate::log::{MAX_BATCH, Staged};
+use crate::visibility::Viewer;
+
+/// Checks every event of a batch; on refusal, the index of the refused event and why.
+fn check_batch(events: &[AccessEvent], caller: &str) -> Result<(), (usize, CatalogError)> {
+    for (i, e) in events.iter().enumerate() {
+        check_own(e, i, caller).and_then(|()| check_event(e, i)).map_err(|err| (i, err))?;
+    }
+    Ok(())
+}
+
+/// The note of a logged refusal of a batch: which event and which rule, nothing of the
+/// events' content (an identifier found in clear is named by field and kind only).
+fn refusal_note(i: usize, n: usize, err: &CatalogError) -> Option<(ReasonCode, String)> {
+    match err {
+        CatalogError::ForeignEntry(_) => {
+            Some((ReasonCode::ForeignEntry, format!("events[{i}] of {n}: not the caller's own entry")))
+        }
+        CatalogError::InvalidArgument { field, reason: ReasonCode::IdentifierInClear, .. } => {
+            Some((ReasonCode::IdentifierInClear, format!("{field} of {n} events: an identifier in clear")))
+        }
+        _ => None,
+    }
+}
+
+impl Catalog {
+    /// The subject digest key (department).
+    pub fn subject_digest_key(&self, caller: &Caller) -> Result<(String, [u8; 32])> {
+        caller.require(Role::Department)?;
+        Ok((self.digester.key_id().to_string(), self.digest_key))
+    }
+
+    /// Appends a node's batch (department). Every event must be the caller's own (see
+    /// [`check_own`]) and free of identifiers in clear; otherwise nothing of the batch is
+    /// appended, and a foreign entry or an identifier in clear is itself logged as a
+    /// refusal (once per batch, however often the node retries it).
+    pub fn append_access_log(&self, caller: &Caller, r: AppendAccessLogRequest) -> Result<AppendAccessLogResponse> {
+        caller.require(Role::Department)?;
+        if r.events.len() > MAX_BATCH {
+            return Err(CatalogError::InvalidArgument {
+                field: "events".into(),
+                message: format!("{} events in one batch, at most {MAX_BATCH}", r.events.len()),
+                reason: ReasonCode::BatchTooLarge,
+            });
+        }
+        let mut events = r.events;
+        for e in events.iter_mut().filter(|e| e.recorder.is_empty()) {
+            e.recorder = caller.dept.clone();
+        }
+        if let Err((i, err)) = check_batch(&events, &caller.dept) {
+            if let Some((reason, note)) = refusal_note(i, events.len(), &err) {
+                let batch = AppendAccessLogRequest { events }.encode_to_vec();
+                self.log_refused_append(caller, sha256_hex(&batch), reason, note)?;
+            }
+            return Err(err);
+        }
+        for i in 1..events.len() {
+            if events[i].sequence != events[i - 1].sequence.wrapping_add(1) {
+                return Err(CatalogError::bad_request(
+                    format!("events[{i}].sequence"),
+                    format!(
+                        "is {}, expected {} (a batch holds consecutive sequence numbers)",
+                        events[i].sequence,
+                        events[i - 1].sequence.wrapping_add(1)
+                    ),
+                ));
+            }
+        }
+        let _w = self.lock();
+        let next = self.log.next_sequence(&self.db, &caller.dept)?;
+        let first_new = events.iter().position(|e| e.sequence >= next).unwrap_or(events.len());
+        let duplicates = first_new;
+        let new = &events[first_new..];
+        if let Some(first) = new.first()
+            && first.sequence != next
+        {
+            return Err(CatalogError::precondition(
+                ReasonCode::SequenceGap,
+                format!(
+                    "the catalog expects sequence {next} from {} next, the batch starts at {}",
+                    caller.dept, first.sequence
+                ),
+            ));
+        }
+        let appended = new.len();
+        if appended > 0 {
+            let mut batch = WriteBatch::new();
+            let mut staged = Staged::default();
+            self.log.stage(&self.db, new, &mut batch, &mut staged)?;
+            self.db.commit(batch)?;
+            self.log.committed(&staged);
+        }
+        Ok(AppendAccessLogResponse {
+            next_sequence: next + appended as u64,
+            appended: appended as u32,
+            duplicates: duplicates as u32,
+            tree_size: self.log.size(),
+        })
+    }
+
+    /// Logs the refusal of a node's batch as an administrative entry, unless the refusal of
+    /// the same batch (by its digest, kept in memory only) was the last one logged for this
+    /// node: a node retries a refused batch with backoff, and one entry says it.
+    fn log_refused_append(
+        &self,
+        caller: &Caller,
+        batch_digest: String,
+        reason: ReasonCode,
+        note: String,
+    ) -> Result<()> {
+        let key = batch_digest;
+        let _w = self.lock();
+        {
+            let last = self.refused_appends.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if last.get(&caller.dept) == Some(&key) {
+                return Ok(());
+            }
+        }
+        let mut event = self.admin_event(&caller.dept, "log.append.refused", "", "", &note);
+        event.outcome = Outcome::Refused as i32;
+        event.reason_code = reason as i32;
+        self.mutate(vec![event], false, |_| Ok(()))?;
+        self.refused_appends.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(caller.dept.clone(), key);
+        Ok(())
+    }
+
+    /// The signed tree head.
+    pub fn tree_head(&self) -> Result<(u64, Vec<u8>, String, String)> {
+        let (size, root, note) = self.log.tree_head(&self.db, &self.note_signer)?;
+        Ok((size, root.as_bytes().to_vec(), note, self.log.origin().to_string()))
+    }
+
+    /// The note verifier key of the log (`<origin>+<keyid>+<key>`), for auditors.
+    pub fn log_verifier_key(&self) -> String {
+        self.note_signer.verifier().to_vkey()
+    }
+
+    /// An inclusion proof: the hashes for anyone with a role that reads the log, the entry
+    /// only for those who may see it.
+    pub fn inclusion_proof(&self, caller: &Caller, index: u64, size: u64) -> Result<InclusionProof> {
+        caller.require_any(&[Role::Auditor, Role::Portal, Role::Department])?;
+        let (size, path, entry) = self.log.inclusion(&self.db, index, size)?;
+        Ok(InclusionProof {
+            index,
+            tree_size: size,
+            path: path.iter().map(|h| h.as_bytes().to_vec()).collect(),
+            entry: Viewer::of(caller).shown(entry),
+        })
+    }
+
+    /// A consistency proof.
+    pub fn consistency_proof(&self, old_size: u64, new_size: u64) -> Result<ConsistencyProof> {
+        let (new_size, path) = self.log.consistency(&self.db, old_size, new_size)?;
+        Ok(ConsistencyProof { old_size, new_size, path: path.iter().map(|h| h.as_bytes().to_vec()).collect() })
+    }
+
+    /// Log entries by index (auditor), through the visibility rule like every read.
+    pub fn log_entries(&self, caller: &Caller, start: u64, count: u32) -> Result<Vec<LogEntry>> {
+        caller.require(Role::Auditor)?;
+        let viewer = Viewer::of(caller);
+        Ok(self.log.entries(&self.db, start, count)?.into_iter().filter_map(|e| viewer.shown(e)).collect())
+    }
+
+    /// An audit query (auditor: all; department: where it is requester or provider).
+    pub fn query_access_log(&self, caller: &Caller, q: &QueryAccessLogRequest) -> Result<QueryAccessLogResponse> {
+        let viewer = Viewer::of(caller);
+        if viewer != Viewer::Auditor {
+            caller.require(Role::Department)?;
+        }
+        let (entries, next) = self.log.query(&self.db, q, |e| viewer.sees(e))?;
+        Ok(QueryAccessLogResponse { entries, next_page_token: next, tree_size: self.log.size() })
+    }
+
+    /// A subject's own view (portal): the entries of the subject's keyed digest, computed
+    /// here from the id the portal authenticated.
+    pub fn subject_access_view(&self, caller: &Caller, r: &SubjectAccessViewRequest) -> Result<QueryAccessLogResponse> {
+        caller.require(Role::Portal)?;
+        let s = subject("subject", r.subject.as_ref())?;
+        let digest = self.subject_digest(&s);
+        let viewer = Viewer::subject(digest.clone());
+        let q = QueryAccessLogRequest {
+            subject_digest: digest,
+            from_unix_ms: r.from_unix_ms,
+            page: r.page.clone(),
+            ..Default::default()
+        };
+        let (entries, next) = self.log.query(&self.db, &q, |e| viewer.sees(e))?;
+        Ok(QueryAccessLogResponse { entries, next_page_token: next, tree_size: self.log.size() })
+    }
+}
