@@ -44,12 +44,24 @@ pub fn read_signing_key(path: &Path) -> Result<SigningKey, KeyFileError> {
     })
 }
 
-/// Writes an Ed25519 signing key as PKCS#8 PEM, readable by its owner only.
+/// Writes an Ed25519 signing key as PKCS#8 v1 PEM (RFC 8410: the private key alone),
+/// readable by its owner only.
+///
+/// Not the v2 form (RFC 5958, with the public key) that `SigningKey::to_pkcs8_pem` writes:
+/// `openssl pkey` answers "unsupported" to it and Python's `cryptography` "extra data", so an
+/// operator could neither inspect such a key nor move it into a KMS or HSM with the usual tools.
+/// [`read_signing_key`] reads both forms.
 pub fn write_signing_key(path: &Path, key: &SigningKey) -> Result<(), KeyFileError> {
-    let pem = key
-        .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
+    let pem = signing_key_pem(key)
         .map_err(|e| KeyFileError::Invalid { path: path.to_path_buf(), reason: format!("cannot encode key: {e}") })?;
     write_secret(path, pem.as_bytes())
+}
+
+/// An Ed25519 signing key as PKCS#8 v1 PEM (`-----BEGIN PRIVATE KEY-----`), as
+/// [`write_signing_key`] writes it.
+pub fn signing_key_pem(key: &SigningKey) -> Result<String, ed25519_dalek::pkcs8::Error> {
+    let v1 = ed25519_dalek::pkcs8::KeypairBytes { secret_key: key.to_bytes(), public_key: None };
+    Ok(v1.to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)?.to_string())
 }
 
 /// Reads a 32-byte key written as 64 hex characters.
@@ -124,5 +136,26 @@ mod tests {
         }
         let err = read_signing_key(&dir.path().join("missing.pem")).expect_err("missing");
         assert!(err.to_string().contains("missing.pem"), "{err}");
+    }
+
+    #[test]
+    fn signing_keys_are_written_as_pkcs8_v1_and_v2_files_are_still_read() {
+        use ed25519_dalek::pkcs8::{DecodePrivateKey as _, PrivateKeyInfoRef};
+        let key = SigningKey::from_bytes(&[5; 32]);
+        let pem = signing_key_pem(&key).expect("pem");
+        let (label, der) = ed25519_dalek::pkcs8::spki::der::pem::decode_vec(pem.as_bytes()).expect("decode pem");
+        assert_eq!(label, "PRIVATE KEY");
+        // RFC 8410's v1 form: version 0, no public key; 48 bytes in all.
+        let info = PrivateKeyInfoRef::try_from(der.as_slice()).expect("pkcs8");
+        assert!(info.public_key.is_none(), "a v1 key holds no public key");
+        assert_eq!(der.len(), 48);
+        assert_eq!(SigningKey::from_pkcs8_der(&der).expect("read back").to_bytes(), key.to_bytes());
+
+        // A v2 file, as earlier versions wrote them, is still accepted.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let v2 = key.to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF).expect("v2");
+        let v2_path = dir.path().join("old.pem");
+        write_secret(&v2_path, v2.as_bytes()).expect("write v2");
+        assert_eq!(read_signing_key(&v2_path).expect("read v2").to_bytes(), key.to_bytes());
     }
 }

@@ -335,6 +335,12 @@ async fn openssl_reads_every_file_and_completes_the_mutual_handshake() {
         let (ok, text) = openssl(&["pkey", "-in", &path(&format!("{stem}.key")), "-noout", "-text"]);
         assert!(ok && text.contains("prime256v1"), "openssl pkey {stem}.key: {text}");
     }
+    // The application's Ed25519 signing keys (nodes, catalog) are read too: PKCS#8 v1.
+    let signing = fed.dir.path().join("node-signing.pem");
+    exchange_pki::keyfile::write_signing_key(&signing, &ed25519_dalek::SigningKey::from_bytes(&[9; 32]))
+        .expect("write");
+    let (ok, text) = openssl(&["pkey", "-in", &signing.display().to_string(), "-noout", "-text"]);
+    assert!(ok && text.contains("ED25519 Private-Key"), "openssl pkey on a signing key: {text}");
     let (_, text) = openssl(&["x509", "-in", &path(&format!("{CALLER}.crt")), "-noout", "-ext", "subjectAltName"]);
     assert!(text.contains(&format!("URI:urn:exchange:dept:{CALLER}")), "{text}");
     let (ok, text) = openssl(&["verify", "-CAfile", &path("ca.crt"), &path(&format!("{CALLER}.crt"))]);
