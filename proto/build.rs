@@ -1,5 +1,6 @@
 //! Compiles `exchange/v1/*.proto` with protox (pure Rust, no system `protoc`) and generates
-//! the tonic/prost code; also writes the file descriptor set for gRPC reflection.
+//! the tonic/prost code, the proto3 JSON mapping of every message (pbjson, for the HTTP
+//! gateway), and the file descriptor set for gRPC reflection.
 
 use std::path::PathBuf;
 
@@ -12,7 +13,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile(PROTOS, ["."])?;
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     let descriptor = prost::Message::encode_to_vec(&fds);
-    std::fs::write(out_dir.join("exchange_descriptor.bin"), descriptor)?;
+    std::fs::write(out_dir.join("exchange_descriptor.bin"), &descriptor)?;
     tonic_prost_build::configure().compile_fds(fds)?;
+    pbjson_build::Builder::new().register_descriptors(&descriptor)?.build(&[".exchange.v1"])?;
     Ok(())
 }

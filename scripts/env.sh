@@ -52,6 +52,12 @@ for tool in openssl python3; do
   fi
 done
 
+# The gateway's tests call it with Python requests, as a legacy system would.
+if ! python3 -c 'import requests' >/dev/null 2>&1; then
+  say "installing Python requests from PyPI (the gateway's tests use it)"
+  python3 -m pip install --quiet requests || { say "pip install requests failed: install it, then run this again"; exit 1; }
+fi
+
 if [ ! -f "$CARGO_TARGET_DIR/.rocksdb-built" ]; then
   say "first build on this machine: RocksDB's C++ takes 15-30 minutes on two cores, once"
   say "(target directory: $CARGO_TARGET_DIR)"

@@ -65,7 +65,8 @@ pub enum Error {
 /// Result of SDK calls.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-fn code_name(code: Code) -> String {
+/// The gRPC status code's name as the wire spells it, e.g. `PERMISSION_DENIED`.
+pub fn code_name(code: Code) -> String {
     format!("{code:?}").chars().fold(String::new(), |mut out, c| {
         if c.is_uppercase() && !out.is_empty() {
             out.push('_');

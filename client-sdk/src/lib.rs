@@ -41,6 +41,7 @@ pub mod error;
 pub mod localnet;
 pub mod log;
 pub mod node;
+pub mod profile;
 pub mod verify;
 
 pub use client::ExchangeClient;

@@ -7,6 +7,8 @@
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
 pub mod v1 {
     tonic::include_proto!("exchange.v1");
+    // The proto3 JSON mapping (serde) of every message, as the HTTP gateway speaks it.
+    include!(concat!(env!("OUT_DIR"), "/exchange.v1.serde.rs"));
 }
 
 pub mod canonical;

@@ -66,6 +66,15 @@ impl<T, E: std::fmt::Display> Must<T> for Result<T, E> {
     }
 }
 
+impl<T> Must<T> for Option<T> {
+    fn must(self, what: &str) -> T {
+        match self {
+            Some(v) => v,
+            None => panic!("{what}: missing"),
+        }
+    }
+}
+
 fn strings(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }

@@ -1,15 +1,15 @@
 //! The global connection settings: flags, environment variables, a TOML profile.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
 use clap::Args;
 use exchange_client_sdk::config::read_public_key;
+use exchange_client_sdk::profile::Profile;
 use exchange_client_sdk::{ClientConfig, ClientIdentity, Error, ExchangeClient};
 use exchange_core::checkpoint::NoteVerifier;
 use exchange_pki::TlsFiles;
-use serde::Deserialize;
 
 /// How to reach the federation, and as whom.
 #[derive(Args, Debug, Clone)]
@@ -47,46 +47,21 @@ pub struct Conn {
     timeout: Option<u64>,
 }
 
-/// The profile file.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Profile {
-    catalog: Option<String>,
-    catalog_name: Option<String>,
-    catalog_key: Option<String>,
-    ca: Option<PathBuf>,
-    cert: Option<PathBuf>,
-    key: Option<PathBuf>,
-    log_key: Option<String>,
-    timeout_secs: Option<u64>,
-}
-
-fn resolve(base: &Path, p: PathBuf) -> PathBuf {
-    if p.is_absolute() { p } else { base.join(p) }
-}
-
 impl Conn {
     /// The settings with the profile filled in where a flag or variable is missing.
     fn merged(&self) -> anyhow::Result<Conn> {
         let Some(path) = &self.profile else {
             return Ok(self.clone());
         };
-        let text = std::fs::read_to_string(path).with_context(|| format!("read profile {}", path.display()))?;
-        let p: Profile = toml::from_str(&text).with_context(|| format!("parse profile {}", path.display()))?;
-        let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-        let key_text = |k: String| {
-            // A key given as a path relative to the profile.
-            let candidate = resolve(&base, PathBuf::from(&k));
-            if candidate.is_file() { candidate.display().to_string() } else { k }
-        };
+        let p = Profile::load(path)?;
         Ok(Conn {
             profile: None,
             catalog: self.catalog.clone().or(p.catalog),
             catalog_name: self.catalog_name.clone().or(p.catalog_name),
-            catalog_key: self.catalog_key.clone().or(p.catalog_key.map(key_text)),
-            ca: self.ca.clone().or(p.ca.map(|x| resolve(&base, x))),
-            cert: self.cert.clone().or(p.cert.map(|x| resolve(&base, x))),
-            key: self.key.clone().or(p.key.map(|x| resolve(&base, x))),
+            catalog_key: self.catalog_key.clone().or(p.catalog_key),
+            ca: self.ca.clone().or(p.ca),
+            cert: self.cert.clone().or(p.cert),
+            key: self.key.clone().or(p.key),
             log_key: self.log_key.clone().or(p.log_key),
             timeout: self.timeout.or(p.timeout_secs),
         })
