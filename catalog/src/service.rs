@@ -4,7 +4,7 @@
 //! one atomic batch under the writer lock. They block on storage: the gRPC adapter runs
 //! them off the async workers.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -124,6 +124,9 @@ pub struct Catalog {
     config_tx: watch::Sender<Arc<SignedFederationConfig>>,
     /// The digest of the last refused batch logged per node.
     refused_appends: Mutex<HashMap<String, String>>,
+    /// A counter per member, raised to end that member's watch streams (see
+    /// [`Catalog::stream_resets`]).
+    stream_resets: watch::Sender<BTreeMap<String, u64>>,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -236,6 +239,7 @@ impl Catalog {
             signing_key,
             config_tx,
             refused_appends: Mutex::new(HashMap::new()),
+            stream_resets: watch::channel(BTreeMap::new()).0,
             db,
         });
         {
@@ -264,6 +268,18 @@ impl Catalog {
     /// A receiver of configuration versions (for watch streams).
     pub fn subscribe(&self) -> watch::Receiver<Arc<SignedFederationConfig>> {
         self.config_tx.subscribe()
+    }
+
+    /// A receiver of the per-member reset counters: a member's watch streams end when its
+    /// counter changes, so that its node reconnects and fetches what it is newly entitled to
+    /// (the subject digest key, once it provides personal data).
+    pub fn stream_resets(&self) -> watch::Receiver<BTreeMap<String, u64>> {
+        self.stream_resets.subscribe()
+    }
+
+    /// Ends the watch streams of `dept`.
+    fn reset_streams(&self, dept: &str) {
+        self.stream_resets.send_modify(|counters| *counters.entry(dept.to_string()).or_default() += 1);
     }
 
     /// Resolves a certificate identity to a member in good standing.
@@ -680,12 +696,23 @@ impl Catalog {
             personal_data: schema.has_personal_data(),
         };
         let _w = self.lock();
+        let provided_personal = self.provides_personal_data(&caller.dept)?;
         let event = self.admin_event(&caller.dept, "dataset.publish", &caller.dept, &dataset.id, &dataset.schema);
         self.mutate(vec![event], true, |b| {
             put_msg(b, DATASETS, dataset.id.as_bytes().to_vec(), &dataset);
             Ok(())
         })?;
+        if dataset.personal_data && !provided_personal {
+            // Newly entitled to the subject digest key: its node fetches it on reconnecting.
+            self.reset_streams(&caller.dept);
+        }
         Ok(dataset)
+    }
+
+    /// Whether `dept` provides a published dataset that holds personal data.
+    fn provides_personal_data(&self, dept: &str) -> Result<bool> {
+        let datasets: Vec<Dataset> = self.db.all(DATASETS)?;
+        Ok(datasets.iter().any(|d| d.provider == dept && d.personal_data))
     }
 
     fn existing_dataset(&self, field: &str, id: &str) -> Result<Dataset> {

@@ -1,11 +1,12 @@
 //! Attacks on the catalog and the central log: see the suite's documentation in `main.rs`.
 //!
 //! Each member sees only the entries it is a party to, appends only what it recorded about
-//! its own datasets, and never puts a subject id in clear into the log.
+//! its own datasets, never puts a subject id in clear into the log, and gets the subject
+//! digest key only when it provides personal data.
 
 use exchange_client_sdk::NodeQuery;
 use exchange_client_sdk::localnet::data::{
-    AMR, AUDIT, BUSINESS_LICENCE, GSC, HCB, OPENING, OPS, POPULATION, PSB, RENTAL,
+    AMR, AUDIT, BUSINESS_LICENCE, GSC, HCB, OPENING, OPS, PNR, POPULATION, PSB, RENTAL,
 };
 use exchange_client_sdk::log::{verify_inclusion_of, verify_inclusion_proof};
 use exchange_proto::refusal;
@@ -263,4 +264,35 @@ async fn a_node_appends_only_its_own_entries_and_never_an_identifier_in_clear() 
         assert_eq!((e.kind, e.requester.as_str(), e.outcome), (EventKind::Admin as i32, PSB, Outcome::Refused as i32));
         assert!(!e.note.contains(AMR) && !e.note.contains("business-licence") && !e.note.contains("adv-"), "{e:?}");
     }
+}
+
+/// Regression (issue 16): the subject digest key went to every department, requester-only
+/// members included, so that their entries' digests could be reversed by trying ids.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_digest_key_goes_only_to_providers_of_personal_data() {
+    let fed = TestFed::start(Setup::default()).await;
+    for dept in [PSB, AMR, PNR] {
+        let personal = fed
+            .client(dept)
+            .list_datasets(ListDatasetsRequest { provider: dept.into(), ..Default::default() })
+            .await
+            .must("datasets")
+            .datasets
+            .iter()
+            .any(|d| d.personal_data);
+        let answer = raw_catalog(&fed, dept).await.get_subject_digest_key(GetSubjectDigestKeyRequest {}).await;
+        match answer {
+            Ok(key) => assert!(personal && key.into_inner().key.len() == 32, "{dept}"),
+            Err(s) => assert!(!personal && s.code() == Code::PermissionDenied, "{dept}: {s:?}"),
+        }
+    }
+    for dept in [HCB, GSC] {
+        let (code, _, message) =
+            status(raw_catalog(&fed, dept).await.get_subject_digest_key(GetSubjectDigestKeyRequest {}).await);
+        assert_eq!(code, Code::PermissionDenied, "{dept}: {message}");
+        assert!(message.contains(dept) && message.contains("personal data"), "{message}");
+    }
+    let (code, reason, _) =
+        status(raw_catalog(&fed, AUDIT).await.get_subject_digest_key(GetSubjectDigestKeyRequest {}).await);
+    assert_eq!((code, reason), (Code::PermissionDenied, ReasonCode::RoleRequired));
 }
