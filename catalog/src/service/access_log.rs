@@ -172,7 +172,8 @@ impl Catalog {
         })
     }
 
-    /// A consistency proof.
+    /// A consistency proof between two sizes, `1 <= old_size <= new_size <= size`
+    /// (`new_size` 0 = the committed size).
     pub fn consistency_proof(&self, old_size: u64, new_size: u64) -> Result<ConsistencyProof> {
         let (new_size, path) = self.log.consistency(&self.db, old_size, new_size)?;
         Ok(ConsistencyProof { old_size, new_size, path: path.iter().map(|h| h.as_bytes().to_vec()).collect() })
