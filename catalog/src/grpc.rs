@@ -174,10 +174,19 @@ impl CatalogApi for CatalogGrpc {
     ) -> Result<Response<Self::WatchFederationConfigStream>, Status> {
         // Authenticate like every other call, then stream: the current version first, then
         // each new one as it is published.
-        let rx = self.call("watch_federation_config", req, |c, _, _| Ok(c.subscribe())).await?.into_inner();
+        let (rx, mut resets, dept) = self
+            .call("watch_federation_config", req, |c, who, _| Ok((c.subscribe(), c.stream_resets(), who.dept.clone())))
+            .await?
+            .into_inner();
         let mut shutdown = self.shutdown.clone();
+        // The stream also ends when the catalog resets the caller's streams (see
+        // `Catalog::stream_resets`): its node reconnects.
+        let start = resets.borrow().get(&dept).copied();
         let stopping = async move {
-            let _ = shutdown.wait_for(|stop| *stop).await;
+            tokio::select! {
+                _ = shutdown.wait_for(|stop| *stop) => {}
+                _ = resets.wait_for(|counters| counters.get(&dept).copied() != start) => {}
+            }
         };
         let stream = futures::StreamExt::take_until(WatchStream::new(rx), stopping).map(|config| Ok((*config).clone()));
         Ok(Response::new(Box::pin(stream)))

@@ -198,8 +198,15 @@ impl AccessLog {
         Ok((size, proof, entry))
     }
 
-    /// A consistency proof from `old_size` to `new_size` (0 = committed).
+    /// A consistency proof from `old_size` to `new_size` (0 = committed):
+    /// `1 <= old_size <= new_size <= committed`, else INVALID_ARGUMENT.
     pub fn consistency(&self, db: &Db, old_size: u64, new_size: u64) -> Result<(u64, Vec<Hash>)> {
+        if old_size == 0 {
+            return Err(CatalogError::bad_request(
+                "old_size",
+                "must be at least 1: every log is consistent with the empty one, there is nothing to prove",
+            ));
+        }
         let new_size = self.resolve_size(new_size, "new_size")?;
         if old_size > new_size {
             return Err(CatalogError::bad_request(
@@ -256,9 +263,19 @@ impl AccessLog {
         };
         let after: Option<u64> = match q.page.as_ref().map(|p| p.page_token.as_str()).unwrap_or("") {
             "" => None,
-            token => Some(
-                token.parse().map_err(|_| CatalogError::bad_request("page.page_token", "not a token of this log"))?,
-            ),
+            token => {
+                let n: u64 = token
+                    .parse()
+                    .map_err(|_| CatalogError::bad_request("page.page_token", "is not a page token of this log"))?;
+                // A token is the index of an entry already examined: inside the log.
+                if n >= size {
+                    return Err(CatalogError::bad_request(
+                        "page.page_token",
+                        format!("is not a page token of this log of {size} entries: start again without a token"),
+                    ));
+                }
+                Some(n)
+            }
         };
         // Choose the most selective index available.
         let index: Option<(&str, &str)> = [
@@ -294,8 +311,8 @@ impl AccessLog {
                         .collect()
                 }
                 None => {
-                    let start = cursor.map(|c| c + 1).unwrap_or(0);
-                    (start..size.min(start + 500)).collect()
+                    let start = cursor.map(|c| c.saturating_add(1)).unwrap_or(0);
+                    (start..size.min(start.saturating_add(500))).collect()
                 }
             };
             if candidates.is_empty() {

@@ -4,7 +4,7 @@
 //! one atomic batch under the writer lock. They block on storage: the gRPC adapter runs
 //! them off the async workers.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -38,6 +38,10 @@ mod access_log;
 
 /// Longest accepted free text (names, notes, legal bases), in characters.
 const MAX_TEXT: usize = 500;
+
+/// The highest grant rate limit nodes enforce: their limiter spaces queries by whole
+/// milliseconds, so a higher figure would leave no spacing at all, that is no limit.
+pub const MAX_RATE_PER_MINUTE: u32 = 60_000;
 
 /// Now, Unix ms.
 pub fn now_ms() -> i64 {
@@ -124,6 +128,9 @@ pub struct Catalog {
     config_tx: watch::Sender<Arc<SignedFederationConfig>>,
     /// The digest of the last refused batch logged per node.
     refused_appends: Mutex<HashMap<String, String>>,
+    /// A counter per member, raised to end that member's watch streams (see
+    /// [`Catalog::stream_resets`]).
+    stream_resets: watch::Sender<BTreeMap<String, u64>>,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -236,6 +243,7 @@ impl Catalog {
             signing_key,
             config_tx,
             refused_appends: Mutex::new(HashMap::new()),
+            stream_resets: watch::channel(BTreeMap::new()).0,
             db,
         });
         {
@@ -264,6 +272,18 @@ impl Catalog {
     /// A receiver of configuration versions (for watch streams).
     pub fn subscribe(&self) -> watch::Receiver<Arc<SignedFederationConfig>> {
         self.config_tx.subscribe()
+    }
+
+    /// A receiver of the per-member reset counters: a member's watch streams end when its
+    /// counter changes, so that its node reconnects and fetches what it is newly entitled to
+    /// (the subject digest key, once it provides personal data).
+    pub fn stream_resets(&self) -> watch::Receiver<BTreeMap<String, u64>> {
+        self.stream_resets.subscribe()
+    }
+
+    /// Ends the watch streams of `dept`.
+    fn reset_streams(&self, dept: &str) {
+        self.stream_resets.send_modify(|counters| *counters.entry(dept.to_string()).or_default() += 1);
     }
 
     /// Resolves a certificate identity to a member in good standing.
@@ -680,12 +700,23 @@ impl Catalog {
             personal_data: schema.has_personal_data(),
         };
         let _w = self.lock();
+        let provided_personal = self.provides_personal_data(&caller.dept)?;
         let event = self.admin_event(&caller.dept, "dataset.publish", &caller.dept, &dataset.id, &dataset.schema);
         self.mutate(vec![event], true, |b| {
             put_msg(b, DATASETS, dataset.id.as_bytes().to_vec(), &dataset);
             Ok(())
         })?;
+        if dataset.personal_data && !provided_personal {
+            // Newly entitled to the subject digest key: its node fetches it on reconnecting.
+            self.reset_streams(&caller.dept);
+        }
         Ok(dataset)
+    }
+
+    /// Whether `dept` provides a published dataset that holds personal data.
+    fn provides_personal_data(&self, dept: &str) -> Result<bool> {
+        let datasets: Vec<Dataset> = self.db.all(DATASETS)?;
+        Ok(datasets.iter().any(|d| d.provider == dept && d.personal_data))
     }
 
     fn existing_dataset(&self, field: &str, id: &str) -> Result<Dataset> {
@@ -785,6 +816,16 @@ impl Catalog {
         let now = now_ms();
         if r.expires_at_unix_ms != 0 && r.expires_at_unix_ms <= now {
             return Err(CatalogError::bad_request("expires_at_unix_ms", "is in the past"));
+        }
+        if r.rate_limit_per_minute > MAX_RATE_PER_MINUTE {
+            return Err(CatalogError::bad_request(
+                "rate_limit_per_minute",
+                format!(
+                    "{} per minute is above the {MAX_RATE_PER_MINUTE} per minute (one a millisecond) that nodes \
+                     can enforce: ask for at most {MAX_RATE_PER_MINUTE}, or 0 for no limit",
+                    r.rate_limit_per_minute
+                ),
+            ));
         }
         let legal_basis = text("legal_basis", &r.legal_basis, true)?;
         let service_item = text("service_item", &r.service_item, true)?;

@@ -430,7 +430,9 @@ async fn the_catalog_end_to_end() {
         psb.revoke_grant(DecideGrantRequest { grant_id: second.id, note: String::new() }).await.expect_err("twice");
     assert_refused(&err, Code::FailedPrecondition, ReasonCode::InvalidState, "nothing to revoke");
 
-    // Digest key only for departments.
+    // Digest key only for departments that provide personal data.
+    let err = hcb.get_subject_digest_key(GetSubjectDigestKeyRequest {}).await.expect_err("a requester only");
+    assert_refused(&err, Code::PermissionDenied, ReasonCode::RoleRequired, "provides no published dataset");
     assert_eq!(
         psb.get_subject_digest_key(GetSubjectDigestKeyRequest {}).await.expect("key").into_inner().key.len(),
         32

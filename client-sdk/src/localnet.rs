@@ -24,7 +24,7 @@ use anyhow::{Context as _, bail};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use exchange_pki::keyfile::{write_secret, write_signing_key};
 use exchange_pki::{CertKind, CertSpec, FederationCa, TlsFiles};
-use exchange_proto::v1::{LogStatus, Member, Role};
+use exchange_proto::v1::{Dataset, DatasetKind, LogStatus, Member, Role, ShareClass};
 use tokio::process::{Child, Command};
 
 use crate::{ClientConfig, ClientIdentity, ExchangeClient};
@@ -51,6 +51,24 @@ pub struct DatasetSpec {
     pub legal_basis: String,
     /// Chinese description.
     pub description_zh: String,
+}
+
+impl DatasetSpec {
+    /// The catalog entry its node publishes (the same as the node's configuration says).
+    pub fn to_dataset(&self, provider: &str) -> Dataset {
+        Dataset {
+            id: self.id.clone(),
+            provider: provider.into(),
+            kind: if self.kind == "licence" { DatasetKind::Licence } else { DatasetKind::Record } as i32,
+            schema: self.schema.clone(),
+            share_class: ShareClass::Conditional as i32,
+            legal_basis: self.legal_basis.clone(),
+            description_zh: self.description_zh.clone(),
+            description_en: self.id.split('/').nth(1).unwrap_or(&self.id).into(),
+            update_cycle: "daily".into(),
+            ..Default::default()
+        }
+    }
 }
 
 /// A member of the local federation.
@@ -244,6 +262,18 @@ impl Localnet {
         }
         for schema in &net.options.schemas {
             ops.register_schema(schema).await.context("register a schema")?;
+        }
+        // Each department publishes its node's datasets before the node first starts, as the
+        // runbook says: the subject digest key goes only to nodes that provide personal data
+        // in the catalog, and a node fetches it when it connects.
+        for member in net.options.members.clone().iter().filter(|m| m.runs_node()) {
+            let client = net.client(&member.dept_id).await?;
+            for d in &member.datasets {
+                client
+                    .publish_dataset(d.to_dataset(&member.dept_id))
+                    .await
+                    .with_context(|| format!("publish {} before its node starts", d.id))?;
+            }
         }
         for member in net.options.members.clone() {
             let Some((port, key)) = node_keys.remove(&member.dept_id) else { continue };

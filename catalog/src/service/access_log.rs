@@ -39,9 +39,18 @@ fn refusal_note(i: usize, n: usize, err: &CatalogError) -> Option<(ReasonCode, S
 }
 
 impl Catalog {
-    /// The subject digest key (department).
+    /// The subject digest key: only to a department that provides a published dataset
+    /// holding personal data (its node digests subject ids before they leave it). Portals
+    /// never need it: the catalog digests the id in `SubjectAccessView`.
     pub fn subject_digest_key(&self, caller: &Caller) -> Result<(String, [u8; 32])> {
         caller.require(Role::Department)?;
+        if !self.provides_personal_data(&caller.dept)? {
+            return Err(CatalogError::Forbidden(format!(
+                "the subject digest key goes only to nodes that provide personal data, and {} provides no \
+                 published dataset with personal_data = true: publish the node's personal-data dataset first",
+                caller.dept
+            )));
+        }
         Ok((self.digester.key_id().to_string(), self.digest_key))
     }
 
@@ -163,7 +172,8 @@ impl Catalog {
         })
     }
 
-    /// A consistency proof.
+    /// A consistency proof between two sizes, `1 <= old_size <= new_size <= size`
+    /// (`new_size` 0 = the committed size).
     pub fn consistency_proof(&self, old_size: u64, new_size: u64) -> Result<ConsistencyProof> {
         let (new_size, path) = self.log.consistency(&self.db, old_size, new_size)?;
         Ok(ConsistencyProof { old_size, new_size, path: path.iter().map(|h| h.as_bytes().to_vec()).collect() })

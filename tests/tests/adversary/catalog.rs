@@ -1,11 +1,12 @@
 //! Attacks on the catalog and the central log: see the suite's documentation in `main.rs`.
 //!
 //! Each member sees only the entries it is a party to, appends only what it recorded about
-//! its own datasets, and never puts a subject id in clear into the log.
+//! its own datasets, never puts a subject id in clear into the log, and gets the subject
+//! digest key only when it provides personal data.
 
 use exchange_client_sdk::NodeQuery;
 use exchange_client_sdk::localnet::data::{
-    AMR, AUDIT, BUSINESS_LICENCE, GSC, HCB, OPENING, OPS, POPULATION, PSB, RENTAL,
+    AMR, AUDIT, BUSINESS_LICENCE, GSC, HCB, OPENING, OPS, PNR, POPULATION, PSB, RENTAL,
 };
 use exchange_client_sdk::log::{verify_inclusion_of, verify_inclusion_proof};
 use exchange_proto::refusal;
@@ -262,5 +263,115 @@ async fn a_node_appends_only_its_own_entries_and_never_an_identifier_in_clear() 
     for e in &refusals {
         assert_eq!((e.kind, e.requester.as_str(), e.outcome), (EventKind::Admin as i32, PSB, Outcome::Refused as i32));
         assert!(!e.note.contains(AMR) && !e.note.contains("business-licence") && !e.note.contains("adv-"), "{e:?}");
+    }
+}
+
+/// Regression (issue 16): the subject digest key went to every department, requester-only
+/// members included, so that their entries' digests could be reversed by trying ids.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_digest_key_goes_only_to_providers_of_personal_data() {
+    let fed = TestFed::start(Setup::default()).await;
+    for dept in [PSB, AMR, PNR] {
+        let personal = fed
+            .client(dept)
+            .list_datasets(ListDatasetsRequest { provider: dept.into(), ..Default::default() })
+            .await
+            .must("datasets")
+            .datasets
+            .iter()
+            .any(|d| d.personal_data);
+        let answer = raw_catalog(&fed, dept).await.get_subject_digest_key(GetSubjectDigestKeyRequest {}).await;
+        match answer {
+            Ok(key) => assert!(personal && key.into_inner().key.len() == 32, "{dept}"),
+            Err(s) => assert!(!personal && s.code() == Code::PermissionDenied, "{dept}: {s:?}"),
+        }
+    }
+    for dept in [HCB, GSC] {
+        let (code, _, message) =
+            status(raw_catalog(&fed, dept).await.get_subject_digest_key(GetSubjectDigestKeyRequest {}).await);
+        assert_eq!(code, Code::PermissionDenied, "{dept}: {message}");
+        assert!(message.contains(dept) && message.contains("personal data"), "{message}");
+    }
+    let (code, reason, _) =
+        status(raw_catalog(&fed, AUDIT).await.get_subject_digest_key(GetSubjectDigestKeyRequest {}).await);
+    assert_eq!((code, reason), (Code::PermissionDenied, ReasonCode::RoleRequired));
+}
+
+/// Regression (issue 16): bad proof sizes answered INTERNAL, a page token of `u64::MAX`
+/// overflowed, a rate limit above 60,000 a minute became no limit, key files were written
+/// world-readable and chmod-ed afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_sizes_tokens_and_rate_limits_are_refused_and_key_files_are_private() {
+    let fed = TestFed::start(Setup::default()).await;
+
+    // Proof sizes and page tokens out of range: INVALID_ARGUMENT naming the field.
+    let auditor = fed.client(AUDIT);
+    let size = auditor.tree_head().await.must("tree head").size;
+    for (old, new, field) in
+        [(0, 0, "old_size"), (0, size, "old_size"), (size, size + 1, "new_size"), (2, 1, "old_size")]
+    {
+        let (code, reason, message) = refused(auditor.consistency_proof(old, new).await);
+        assert_eq!((code, reason), (Code::InvalidArgument, ReasonCode::MalformedRequest), "{old}..{new}: {message}");
+        assert!(message.starts_with(field), "{old}..{new}: {message}");
+    }
+    auditor.consistency_proof(1, size).await.must("a proof between sizes in range");
+    let (code, _, message) = refused(auditor.inclusion_proof(size, size).await);
+    assert_eq!(code, Code::InvalidArgument, "{message}");
+    for token in [u64::MAX.to_string(), size.to_string(), "-1".into(), "next".into()] {
+        let page = Some(PageRequest { page_size: 10, page_token: token.clone() });
+        let (code, _, message) =
+            refused(auditor.query_access_log(QueryAccessLogRequest { page: page.clone(), ..Default::default() }).await);
+        assert_eq!(code, Code::InvalidArgument, "{token}: {message}");
+        assert!(message.starts_with("page.page_token"), "{message}");
+        let (landlord, _) = fed.landlord();
+        let (code, _, message) = refused(
+            fed.client(HCB)
+                .subject_access_view(SubjectAccessViewRequest {
+                    subject: person(&landlord["id_number"]),
+                    from_unix_ms: 0,
+                    page,
+                })
+                .await,
+        );
+        assert_eq!(code, Code::InvalidArgument, "{token}: {message}");
+    }
+
+    // A rate limit above what nodes enforce is refused, not turned into no limit.
+    let apply = |rate: u32| ApplyGrantRequest {
+        dataset: BUSINESS_LICENCE.into(),
+        purposes: vec![OPENING.into()],
+        fields: vec!["licence_no".into()],
+        consent_required: false,
+        rate_limit_per_minute: rate,
+        expires_at_unix_ms: 0,
+        legal_basis: "《优化营商环境条例》".into(),
+        service_item: OPENING.into(),
+    };
+    let (code, _, message) = refused(fed.client(GSC).apply_grant(apply(60_001)).await);
+    assert_eq!(code, Code::InvalidArgument, "{message}");
+    assert!(message.starts_with("rate_limit_per_minute") && message.contains("60000"), "{message}");
+    let grant = fed.client(GSC).apply_grant(apply(60_000)).await.must("the highest enforced limit");
+    assert_eq!(grant.rate_limit_per_minute, 60_000);
+
+    // Key files: mode 0600, from the catalog's keygen and from the local federation.
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().must("temporary folder");
+    let out = std::process::Command::new(
+        exchange_client_sdk::localnet::default_bin_dir().must("binaries").join("exchange-catalog"),
+    )
+    .arg("keygen")
+    .arg("--dir")
+    .arg(dir.path().join("keys"))
+    .output()
+    .must("run exchange-catalog keygen");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for path in [
+        dir.path().join("keys/catalog-signing.pem"),
+        dir.path().join("keys/subject-digest.key"),
+        fed.net.dir().join("keys/catalog-signing.pem"),
+        fed.net.dir().join("keys/subject-digest.key"),
+    ] {
+        let mode = std::fs::metadata(&path).must("key file").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", path.display());
     }
 }
