@@ -30,6 +30,11 @@ pub fn key_id(public_key: &[u8; 32]) -> String {
     hex::encode(&Sha256::digest(public_key)[..8])
 }
 
+/// SHA-256 of arbitrary bytes (the digest of a claimed value in a signed answer's question).
+pub fn sha256(bytes: &[u8]) -> Digest32 {
+    Sha256::digest(bytes).into()
+}
+
 /// Hex SHA-256 of arbitrary bytes (used for schema and certificate fingerprints).
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))

@@ -11,7 +11,7 @@ use exchange_core::ident::{
     DatasetId, LicenceId, PurposeCode, Reason, SubjectId, SubjectKind, TraceId, find_identifier,
 };
 use exchange_core::policy::RateState;
-use exchange_core::schema::Schema;
+use exchange_core::schema::{ClaimMatch, Schema};
 use exchange_core::token::VerifiedConsent;
 use exchange_pki::PeerIdentity;
 use exchange_proto::canonical::SignedAnswer;
@@ -29,6 +29,7 @@ use crate::db::{
 };
 use crate::error::{NodeError, Result};
 use crate::fedconfig::{FedState, Snapshot, now_ms};
+use crate::matchlimit::{MATCH_VALUES_PER_WINDOW, MatchLimiter, value_digest};
 use crate::shipper::ShipperStatus;
 
 /// The node's state and handlers.
@@ -43,6 +44,8 @@ pub struct Node {
     max_batch: usize,
     pub(crate) rates: Mutex<HashMap<(String, String), RateState>>,
     pub(crate) tokens: Mutex<HashMap<String, (u64, VerifiedConsent)>>,
+    /// The distinct values tried per requester, subject and field by `MatchRecord`.
+    pub(crate) matches: MatchLimiter,
     /// Calls refused before the caller was known to be a member (counted, never logged).
     pub(crate) strangers: Strangers,
     pub(crate) writer: Arc<Mutex<()>>,
@@ -195,6 +198,7 @@ impl Node {
             max_batch: settings.max_batch,
             rates: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
+            matches: MatchLimiter::default(),
             strangers: Strangers::default(),
             writer,
             import_lock: tokio::sync::Mutex::new(()),
@@ -696,7 +700,9 @@ impl Node {
         .await
     }
 
-    /// One MatchRecord item.
+    /// One MatchRecord item: each claimed field once and only schema fields; after grant,
+    /// consent and rate limit, the bound on distinct values tried ([`MatchLimiter`]) before
+    /// anything is read, so that a refusal says nothing of whether a value matched.
     pub async fn match_record_item(
         &self,
         p: &Prepared,
@@ -707,12 +713,25 @@ impl Node {
     ) -> Result<MatchAnswer> {
         self.item(p, subject, async {
             let subject = parse_subject(&format!("{prefix}subject"), subject)?;
-            if claims.is_empty() {
-                return Err(NodeError::bad_request(format!("{prefix}claims"), "at least one claim is required"));
-            }
-            let names: Vec<String> = claims.iter().map(|c| c.name.clone()).collect();
-            let requested = requested_set(&format!("{prefix}claims"), &names)?;
+            let requested = claimed_fields(&p.schema, prefix, claims)?;
             let allowed = self.authorize(p, &requested, token, Some(&subject), false)?;
+            let digest = self.subject_digest(&subject)?;
+            let tried: Vec<(&str, [u8; 32])> = claims
+                .iter()
+                .map(|c| {
+                    let canonical = p.schema.canonical_claim(&c.name, &c.value).unwrap_or_else(|| c.value.clone());
+                    (c.name.as_str(), value_digest(&canonical))
+                })
+                .collect();
+            self.matches.admit(&p.requester, &digest, &tried, now_ms()).map_err(|over| {
+                NodeError::denied(
+                    ReasonCode::MatchLimit,
+                    format!(
+                        "{} has tried {} distinct values of field `{}` for this subject within 24 hours, the most a requester may (a match verifies a claim, it is not a search): retry with a value tried already, or after the window",
+                        p.requester, over.tried, over.field
+                    ),
+                )
+            })?;
             let r = self
                 .read_record(&p.dataset, &subject, 0)
                 .await?
@@ -887,17 +906,44 @@ where
 
 /// Compares a claim with the held value in canonical form, never revealing the held value.
 fn compare(schema: &Schema, held: &StoredRecord, claim: &ClaimedValue) -> MatchResult {
-    let Some(value) = held.fields.get(&claim.name) else {
-        return MatchResult::Absent;
-    };
-    // Canonicalise the claim through the schema: the held record with the claimed value in
-    // place validates to the claim's canonical form.
-    let mut raw = held.fields.clone();
-    raw.insert(claim.name.clone(), claim.value.clone());
-    match schema.validate(&raw) {
-        Ok(record) if record.get(&claim.name) == Some(value.as_str()) => MatchResult::Match,
-        _ => MatchResult::NoMatch,
+    match schema.match_claim(&claim.name, &claim.value, held.fields.get(&claim.name).map(String::as_str)) {
+        ClaimMatch::Match => MatchResult::Match,
+        ClaimMatch::NoMatch => MatchResult::NoMatch,
+        ClaimMatch::Absent => MatchResult::Absent,
     }
+}
+
+/// The fields of a match request's claims: at least one claim, each a field of the schema,
+/// each claimed once (a second claim of a field would try a second value in one request).
+fn claimed_fields(schema: &Schema, prefix: &str, claims: &[ClaimedValue]) -> Result<BTreeSet<String>> {
+    if claims.is_empty() {
+        return Err(NodeError::bad_request(format!("{prefix}claims"), "at least one claim is required"));
+    }
+    let mut out = BTreeSet::new();
+    for (i, c) in claims.iter().enumerate() {
+        let field = format!("{prefix}claims[{i}].name");
+        if schema.field(&c.name).is_none() {
+            return Err(NodeError::Invalid {
+                message: format!(
+                    "`{}` is not a field of schema {}",
+                    c.name.chars().take(64).collect::<String>(),
+                    schema.reference
+                ),
+                field,
+                reason: ReasonCode::FieldNotInSchema,
+            });
+        }
+        if !out.insert(c.name.clone()) {
+            return Err(NodeError::bad_request(
+                field,
+                format!(
+                    "field `{}` is claimed more than once: a match claims each field once, with one value (at most {MATCH_VALUES_PER_WINDOW} distinct values per field and subject in 24 hours)",
+                    c.name
+                ),
+            ));
+        }
+    }
+    Ok(out)
 }
 
 /// The answer and its digest, filled in by the access-log writer once the entry is durable.

@@ -443,3 +443,83 @@ async fn consent_by_dataset_least_data_and_existence_after_authorization() {
         assert_eq!(entries[0].fields, fields, "{trace}");
     }
 }
+
+fn match_query(subject: &str, claims: &[(&str, &str)], token: &str, trace: &str) -> NodeQuery {
+    NodeQuery::Match(MatchRecordRequest {
+        context: ctx(RENTAL, trace),
+        dataset: POPULATION.into(),
+        subject: person(subject),
+        claims: claims.iter().map(|(n, v)| ClaimedValue { name: n.to_string(), value: v.to_string() }).collect(),
+        consent_token: token.into(),
+    })
+}
+
+fn match_results(answer: exchange_client_sdk::Result<exchange_client_sdk::NodeAnswer>) -> Vec<i32> {
+    match answer.must("a match") {
+        exchange_client_sdk::NodeAnswer::Match(m) => m.answer().matches.iter().map(|m| m.result).collect(),
+        _ => panic!("a match answer"),
+    }
+}
+
+/// Match stays match: a field is claimed once per request and only schema fields, and one
+/// requester tries at most 3 distinct values of one field of one subject in 24 hours; beyond
+/// that even the true value is refused, so a refusal tells nothing of a match.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn matching_cannot_be_turned_into_a_search() {
+    let fed = TestFed::start(Setup::default()).await;
+    let citizen = fed.citizen(3).clone();
+    let (id, name) = (citizen["id_number"].clone(), citizen["name"].clone());
+    let hcb = fed.client(HCB).clone();
+    let (_, token) = fed.consent_token(HCB, &id, &[POPULATION], &["name"], RENTAL, POPULATION).await;
+
+    // 30 guesses and the true name in one call: refused before anything is read.
+    let guesses: Vec<String> = (0..30).map(|i| format!("猜测{i}")).collect();
+    let mut claims: Vec<(&str, &str)> = guesses.iter().map(|g| ("name", g.as_str())).collect();
+    claims.push(("name", &name));
+    let (code, reason, message) = refusal(hcb.run_query(match_query(&id, &claims, &token, "match-31")).await);
+    assert_eq!((code, reason), (Code::InvalidArgument, ReasonCode::MalformedRequest), "{message}");
+    assert!(message.contains("claims[1].name") && message.contains("more than once"), "{message}");
+    let (code, reason, message) =
+        refusal(hcb.run_query(match_query(&id, &[("no_such_field", "x")], &token, "match-unknown")).await);
+    assert_eq!((code, reason), (Code::InvalidArgument, ReasonCode::FieldNotInSchema), "{message}");
+    assert!(message.contains("claims[0].name"), "{message}");
+
+    // Three wrong names in three calls are answered; the fourth distinct value is refused,
+    // and so is the true name.
+    let wrong: Vec<String> = ["甲", "乙", "丙", "丁"].iter().map(|s| format!("{name}{s}")).collect();
+    for (i, wrong) in wrong[..3].iter().enumerate() {
+        let results = match_results(hcb.run_query(match_query(&id, &[("name", wrong)], &token, "match-try")).await);
+        assert_eq!(results, [MatchResult::NoMatch as i32], "try {i}");
+    }
+    for (trace, value) in [("match-fourth", wrong[3].as_str()), ("match-true", name.as_str())] {
+        let (code, reason, message) = refusal(hcb.run_query(match_query(&id, &[("name", value)], &token, trace)).await);
+        assert_eq!((code, reason), (Code::PermissionDenied, ReasonCode::MatchLimit), "{trace}: {message}");
+        assert!(message.contains("`name`") && message.contains("3 distinct values"), "{message}");
+        assert!(!message.contains(&name) && !message.contains(&id), "the refusal repeats personal data: {message}");
+    }
+    // A value tried already costs nothing more, and is answered as before.
+    let again = match_results(hcb.run_query(match_query(&id, &[("name", &wrong[1])], &token, "match-again")).await);
+    assert_eq!(again, [MatchResult::NoMatch as i32]);
+
+    // The log: the refusals with their reasons and no field; no name in clear anywhere.
+    for (trace, reason) in [
+        ("match-31", ReasonCode::MalformedRequest),
+        ("match-unknown", ReasonCode::FieldNotInSchema),
+        ("match-fourth", ReasonCode::MatchLimit),
+        ("match-true", ReasonCode::MatchLimit),
+    ] {
+        let entries = fed.central_entries(trace).await;
+        assert_eq!(entries.len(), 1, "{trace}: {entries:?}");
+        assert_eq!((entries[0].outcome, entries[0].reason_code), (Outcome::Refused as i32, reason as i32), "{trace}");
+        assert!(entries[0].fields.is_empty() && entries[0].answer_digest.is_empty(), "{trace}");
+        assert!(!entries[0].subject_digest.is_empty(), "{trace}: the subject's view shows the attempt");
+    }
+    let tries = fed.central_entries("match-try").await;
+    assert_eq!(tries.len(), 3);
+    assert!(tries.iter().all(|e| e.outcome == Outcome::Served as i32 && e.fields == ["name"]));
+    for entry in fed.whole_log().await {
+        for clear in [&id, &name] {
+            assert!(!entry.leaf.windows(clear.len()).any(|w| w == clear.as_bytes()), "in clear at {}", entry.index);
+        }
+    }
+}
