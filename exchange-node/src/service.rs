@@ -14,11 +14,11 @@ use exchange_core::policy::RateState;
 use exchange_core::schema::{ClaimMatch, Schema};
 use exchange_core::token::VerifiedConsent;
 use exchange_pki::PeerIdentity;
-use exchange_proto::canonical::SignedAnswer;
+use exchange_proto::canonical::{self, SignedAnswer};
 use exchange_proto::v1::{
     AccessEvent, AnswerHeader, AnswerSignature, ClaimedValue, Dataset, DatasetKind, EventKind, FieldMatch, FieldValue,
     Licence, LicenceAnswer, LicenceStatus, ListLicencesAnswer, MatchAnswer, MatchResult, Outcome, QueryContext,
-    ReasonCode, Record, RecordAnswer, Role, ShareClass, Subject, Verdict, VerifyLicenceAnswer,
+    Question, ReasonCode, Record, RecordAnswer, Role, ShareClass, Subject, Verdict, VerifyLicenceAnswer,
 };
 use exchange_store::WriteBatch;
 
@@ -82,6 +82,8 @@ pub struct Prepared {
 pub trait Answer: SignedAnswer + Send + 'static {
     /// The header slot.
     fn header_slot(&mut self) -> &mut Option<AnswerHeader>;
+    /// The slot of the question the answer repeats.
+    fn question_slot(&mut self) -> &mut Option<Question>;
 }
 
 macro_rules! answer {
@@ -89,6 +91,9 @@ macro_rules! answer {
         impl Answer for $t {
             fn header_slot(&mut self) -> &mut Option<AnswerHeader> {
                 &mut self.header
+            }
+            fn question_slot(&mut self) -> &mut Option<Question> {
+                &mut self.question
             }
         }
     )*};
@@ -412,8 +417,16 @@ impl Node {
         Ok(digester.digest(s.kind().as_str(), s.as_str()))
     }
 
-    /// Fills the header, writes the access-log entry durably, then signs.
-    async fn finish<A: Answer>(&self, p: &Prepared, mut answer: A, mut event: AccessEvent) -> Result<A> {
+    /// Fills the header and the question asked, writes the access-log entry durably (with
+    /// the digest of header, question and answer), then signs that digest.
+    async fn finish<A: Answer>(
+        &self,
+        p: &Prepared,
+        question: Question,
+        mut answer: A,
+        mut event: AccessEvent,
+    ) -> Result<A> {
+        *answer.question_slot() = Some(question);
         let served = now_ms();
         *answer.header_slot() = Some(AnswerHeader {
             node: self.dept.clone(),
@@ -557,7 +570,8 @@ impl Node {
                 vec![l.version],
                 allowed.consent_id(),
             )?;
-            self.finish(p, LicenceAnswer { header: None, licence: Some(licence), signature: None }, event).await
+            let asked = canonical::question(licence_id, None, None, &[], version, fields);
+            self.finish(p, asked, LicenceAnswer { licence: Some(licence), ..Default::default() }, event).await
         })
         .await
     }
@@ -620,7 +634,8 @@ impl Node {
                     VerifyLicenceAnswer { verdict: verdict as i32, version: l.version, fields, ..Default::default() }
                 }
             };
-            self.finish(p, answer, event).await
+            let asked = canonical::question(licence_id, None, holder, &[], 0, fields);
+            self.finish(p, asked, answer, event).await
         })
         .await
     }
@@ -635,6 +650,7 @@ impl Node {
         token: &str,
     ) -> Result<ListLicencesAnswer> {
         self.item(p, holder, async {
+            let holder_asked = holder;
             let holder = parse_subject(&format!("{prefix}holder"), holder)?;
             let requested = requested_set(&format!("{prefix}fields"), fields)?;
             let allowed = self.authorize(p, &requested, token, Some(&holder), false)?;
@@ -661,7 +677,8 @@ impl Node {
                 stored.iter().map(|(_, l)| l.version).collect(),
                 allowed.consent_id(),
             )?;
-            self.finish(p, ListLicencesAnswer { header: None, licences, signature: None }, event).await
+            let asked = canonical::question("", holder_asked, None, &[], 0, fields);
+            self.finish(p, asked, ListLicencesAnswer { licences, ..Default::default() }, event).await
         })
         .await
     }
@@ -677,6 +694,7 @@ impl Node {
         version: u64,
     ) -> Result<RecordAnswer> {
         self.item(p, subject, async {
+            let subject_asked = subject;
             let subject = parse_subject(&format!("{prefix}subject"), subject)?;
             let requested = requested_set(&format!("{prefix}fields"), fields)?;
             let allowed = self.authorize(p, &requested, token, Some(&subject), false)?;
@@ -695,7 +713,8 @@ impl Node {
                 vec![r.version],
                 allowed.consent_id(),
             )?;
-            self.finish(p, RecordAnswer { header: None, record: Some(record), signature: None }, event).await
+            let asked = canonical::question("", subject_asked, None, &[], version, fields);
+            self.finish(p, asked, RecordAnswer { record: Some(record), ..Default::default() }, event).await
         })
         .await
     }
@@ -712,6 +731,7 @@ impl Node {
         token: &str,
     ) -> Result<MatchAnswer> {
         self.item(p, subject, async {
+            let subject_asked = subject;
             let subject = parse_subject(&format!("{prefix}subject"), subject)?;
             let requested = claimed_fields(&p.schema, prefix, claims)?;
             let allowed = self.authorize(p, &requested, token, Some(&subject), false)?;
@@ -747,7 +767,8 @@ impl Node {
                 vec![r.version],
                 allowed.consent_id(),
             )?;
-            self.finish(p, MatchAnswer { header: None, version: r.version, matches, signature: None }, event).await
+            let asked = canonical::question("", subject_asked, None, claims, 0, &[]);
+            self.finish(p, asked, MatchAnswer { version: r.version, matches, ..Default::default() }, event).await
         })
         .await
     }

@@ -523,3 +523,65 @@ async fn matching_cannot_be_turned_into_a_search() {
         }
     }
 }
+
+/// Every signed answer binds its question: a genuine VALID verdict of the natural-resources
+/// node on one certificate, replayed as the verdict on another certificate (or for a claimed
+/// holder it was not asked for), is refused by the SDK; the access log holds the very digest
+/// the node signed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_verdict_cannot_be_replayed_for_another_licence() {
+    use exchange_client_sdk::verify::{Expected, verify_answer};
+    use exchange_proto::canonical::{Asked, SignedAnswer};
+
+    let fed = TestFed::start(Setup::default()).await;
+    let (landlord, property) = fed.landlord();
+    let (landlord_id, cert_a) = (landlord["id_number"].clone(), property["cert_no"].clone());
+    let cert_b =
+        fed.data.properties.iter().find(|p| p["cert_no"] != cert_a).expect("another certificate")["cert_no"].clone();
+    let hcb = fed.client(HCB).clone();
+    let (_, token) =
+        fed.consent_token(HCB, &landlord_id, &[PROPERTY_CERTIFICATE], &["cert_no"], RENTAL, PROPERTY_CERTIFICATE).await;
+    let on_a = verify(&cert_a, &[], &token, RENTAL, "replay-a");
+    let verdict = hcb.verify_licence(on_a.clone()).await.must("a verdict on certificate A");
+    assert_eq!(verdict.answer().verdict, Verdict::Valid as i32);
+    let signed = verdict.clone().into_inner();
+    assert_eq!(signed.question.as_ref(), Some(&on_a.question()), "the answer repeats its question");
+
+    let key = hcb.federation().await.must("configuration").node(PNR).and_then(|n| n.key).expect("PNR's node key");
+    let expect = |request: &VerifyLicenceRequest| Expected {
+        node: PNR,
+        requester: HCB,
+        dataset: PROPERTY_CERTIFICATE,
+        question: request.question(),
+    };
+    assert!(verify_answer(signed.clone(), &expect(&on_a), &key).is_ok(), "the genuine answer verifies");
+    // Shown as the verdict on certificate B: refused as answering another question.
+    let on_b = verify(&cert_b, &[], &token, RENTAL, "replay-b");
+    match verify_answer(signed.clone(), &expect(&on_b), &key) {
+        Err(exchange_client_sdk::Error::BadSignature(m)) => {
+            assert!(m.contains("another question") && m.contains("licence number"), "{m}")
+        }
+        other => panic!("a replayed verdict was accepted: {other:?}"),
+    }
+    // Shown as a verdict that also checked a holder: refused.
+    let mut with_holder = on_a.clone();
+    with_holder.holder = person(&landlord_id);
+    assert!(matches!(
+        verify_answer(signed.clone(), &expect(&with_holder), &key),
+        Err(exchange_client_sdk::Error::BadSignature(_))
+    ));
+    // Its question rewritten to B's: the signature no longer covers it.
+    let mut rewritten = signed.clone();
+    rewritten.question = Some(on_b.question());
+    match verify_answer(rewritten, &expect(&on_b), &key) {
+        Err(exchange_client_sdk::Error::BadSignature(m)) => assert!(m.contains("altered"), "{m}"),
+        other => panic!("a rewritten verdict was accepted: {other:?}"),
+    }
+
+    // The access log holds the digest the node signed, which covers the question.
+    let entries = fed.central_entries("replay-a").await;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0].answer_digest, signed.canonical_digest().to_vec());
+    assert_eq!(entries[0].answer_digest, verdict.digest().to_vec());
+    assert!(fed.central_entries("replay-b").await.is_empty(), "nothing was asked about certificate B");
+}
