@@ -5,14 +5,14 @@
 use std::future::Future;
 use std::time::Duration;
 
-use exchange_proto::canonical::SignedAnswer;
+use exchange_proto::canonical::{Asked, SignedAnswer};
 use exchange_proto::v1::node_client::NodeClient;
 use exchange_proto::v1::*;
 use tonic::transport::Channel;
 
 use crate::client::{ExchangeClient, NodeTarget, provider_of};
 use crate::error::{Error, Result};
-use crate::verify::{Verified, verify_answer};
+use crate::verify::{Expected, Verified, verify_answer};
 
 /// One query of a fan-out.
 #[derive(Clone, Debug, PartialEq)]
@@ -61,8 +61,15 @@ impl NodeAnswer {
 pub const IMPORT_TIMEOUT: Duration = Duration::from_secs(600);
 
 impl ExchangeClient {
-    async fn verified<A: SignedAnswer + Clone>(&self, target: &NodeTarget, answer: A) -> Result<Verified<A>> {
-        match verify_answer(answer.clone(), &target.dept, self.dept_id(), &target.key) {
+    async fn verified<A: SignedAnswer + Clone>(
+        &self,
+        target: &NodeTarget,
+        dataset: &str,
+        question: Question,
+        answer: A,
+    ) -> Result<Verified<A>> {
+        let expected = Expected { node: &target.dept, requester: self.dept_id(), dataset, question };
+        match verify_answer(answer.clone(), &expected, &target.key) {
             Ok(verified) => Ok(verified),
             Err(error) => {
                 // The node may have rotated its key since our copy of the configuration:
@@ -71,7 +78,7 @@ impl ExchangeClient {
                     .signature()
                     .is_some_and(|s| s.key_id != exchange_core::digest::key_id(target.key.as_bytes()));
                 if other_key && let Some(key) = self.rotated_key(&target.dept, &target.key).await? {
-                    return verify_answer(answer, &target.dept, self.dept_id(), &key);
+                    return verify_answer(answer, &expected, &key);
                 }
                 Err(error)
             }
@@ -80,14 +87,15 @@ impl ExchangeClient {
 
     async fn query<Req, A, F, Fut>(&self, what: &'static str, dataset: &str, request: Req, f: F) -> Result<Verified<A>>
     where
-        Req: Clone,
+        Req: Clone + Asked,
         A: SignedAnswer + Clone,
         F: Fn(NodeClient<Channel>, tonic::Request<Req>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<A>, tonic::Status>>,
     {
         let target = self.node_target(&provider_of(dataset)?).await?;
+        let question = request.question();
         let answer = self.call(what, true, || f(target.client.clone(), self.request(request.clone()))).await?;
-        self.verified(&target, answer).await
+        self.verified(&target, dataset, question, answer).await
     }
 
     /// A provider-side change on the node of `dataset`: not a signed answer, retried only when
@@ -190,13 +198,25 @@ impl ExchangeClient {
         futures::future::join_all(queries.into_iter().map(|q| self.run_query(q))).await
     }
 
-    async fn verify_items<A: SignedAnswer + Clone>(
+    /// Verifies the items of a batch answer against the items asked (`asked`, in order): a
+    /// batch answer with another number of items than asked is refused whole.
+    async fn verify_items<A: SignedAnswer + Clone, Q: Asked>(
         &self,
         target: &NodeTarget,
+        dataset: &str,
+        asked: &[Q],
         items: Vec<(Option<ItemStatus>, Option<A>)>,
     ) -> Result<Vec<Result<Verified<A>>>> {
+        if items.len() != asked.len() {
+            return Err(Error::BadSignature(format!(
+                "batch answer from {} holds {} items for {} asked",
+                target.dept,
+                items.len(),
+                asked.len()
+            )));
+        }
         let mut out = Vec::with_capacity(items.len());
-        for (i, (status, answer)) in items.into_iter().enumerate() {
+        for (i, ((status, answer), q)) in items.into_iter().zip(asked).enumerate() {
             let status = status.unwrap_or_default();
             if status.code != 0 {
                 out.push(Err(Error::from_item_status(&status)));
@@ -205,7 +225,7 @@ impl ExchangeClient {
             let answer =
                 answer.ok_or_else(|| Error::BadSignature(format!("batch item {i} is OK but carries no answer")))?;
             // A bad signature on any item fails the whole batch: the node cannot be trusted.
-            out.push(Ok(self.verified(target, answer).await?));
+            out.push(Ok(self.verified(target, dataset, q.question(), answer).await?));
         }
         Ok(out)
     }
@@ -223,7 +243,8 @@ impl ExchangeClient {
                 async move { c.batch_get_records(r).await }
             })
             .await?;
-        self.verify_items(&target, answer.items.into_iter().map(|i| (i.status, i.answer)).collect()).await
+        let items = answer.items.into_iter().map(|i| (i.status, i.answer)).collect();
+        self.verify_items(&target, &request.dataset, &request.items, items).await
     }
 
     /// Batch form of [`ExchangeClient::get_licence`].
@@ -239,7 +260,8 @@ impl ExchangeClient {
                 async move { c.batch_get_licences(r).await }
             })
             .await?;
-        self.verify_items(&target, answer.items.into_iter().map(|i| (i.status, i.answer)).collect()).await
+        let items = answer.items.into_iter().map(|i| (i.status, i.answer)).collect();
+        self.verify_items(&target, &request.dataset, &request.items, items).await
     }
 
     /// Batch form of [`ExchangeClient::verify_licence`].
@@ -255,7 +277,8 @@ impl ExchangeClient {
                 async move { c.batch_verify_licences(r).await }
             })
             .await?;
-        self.verify_items(&target, answer.items.into_iter().map(|i| (i.status, i.answer)).collect()).await
+        let items = answer.items.into_iter().map(|i| (i.status, i.answer)).collect();
+        self.verify_items(&target, &request.dataset, &request.items, items).await
     }
 
     /// Batch form of [`ExchangeClient::list_licences`].
@@ -271,7 +294,8 @@ impl ExchangeClient {
                 async move { c.batch_list_licences(r).await }
             })
             .await?;
-        self.verify_items(&target, answer.items.into_iter().map(|i| (i.status, i.answer)).collect()).await
+        let items = answer.items.into_iter().map(|i| (i.status, i.answer)).collect();
+        self.verify_items(&target, &request.dataset, &request.items, items).await
     }
 
     /// Batch form of [`ExchangeClient::match_record`].
@@ -287,7 +311,8 @@ impl ExchangeClient {
                 async move { c.batch_match_records(r).await }
             })
             .await?;
-        self.verify_items(&target, answer.items.into_iter().map(|i| (i.status, i.answer)).collect()).await
+        let items = answer.items.into_iter().map(|i| (i.status, i.answer)).collect();
+        self.verify_items(&target, &request.dataset, &request.items, items).await
     }
 
     /// The datasets a department's node describes.

@@ -8,7 +8,7 @@ use std::ops::Deref;
 use ed25519_dalek::VerifyingKey;
 use exchange_core::digest::{Digest32, key_id, verify_config, verify_digest};
 use exchange_proto::canonical::SignedAnswer;
-use exchange_proto::v1::{FederationConfig, Member, MemberStatus, SignedFederationConfig};
+use exchange_proto::v1::{FederationConfig, Member, MemberStatus, Question, SignedFederationConfig};
 use prost::Message as _;
 
 use crate::error::{Error, Result};
@@ -56,25 +56,51 @@ impl<T> Deref for Verified<T> {
     }
 }
 
+/// What a caller asked, to check an answer against: the node asked, the caller itself, the
+/// dataset and the question ([`exchange_proto::canonical::Asked`] gives it for every request
+/// and batch item).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Expected<'a> {
+    /// The department whose node was asked.
+    pub node: &'a str,
+    /// The caller's own department.
+    pub requester: &'a str,
+    /// The dataset asked.
+    pub dataset: &'a str,
+    /// The question asked.
+    pub question: Question,
+}
+
 /// Verifies a node answer: recomputes its canonical digest and compares it with the signed
-/// one, checks that the header names the node asked (`node`) and the caller (`requester`),
-/// and verifies the Ed25519 signature under the node's key from the verified federation
+/// one, checks that the header names the node asked, the caller and the dataset asked, that
+/// the answer repeats the question asked (licence number or subject, claimed holder, claimed
+/// values, version and fields: a genuine answer to another question is refused), and
+/// verifies the Ed25519 signature under the node's key from the verified federation
 /// configuration. Any mismatch is [`Error::BadSignature`].
 ///
 /// ```
-/// use exchange_client_sdk::verify::verify_answer;
-/// use exchange_proto::v1::RecordAnswer;
+/// use exchange_client_sdk::verify::{Expected, verify_answer};
+/// use exchange_proto::canonical::Asked;
+/// use exchange_proto::v1::{GetRecordRequest, RecordAnswer};
 ///
 /// let key = ed25519_dalek::SigningKey::from_bytes(&[1; 32]).verifying_key();
+/// let request = GetRecordRequest { dataset: "gov.sz.psb/population".into(), ..Default::default() };
+/// let expected = Expected {
+///     node: "gov.sz.psb",
+///     requester: "gov.sz.hcb",
+///     dataset: &request.dataset,
+///     question: request.question(),
+/// };
 /// // An unsigned answer is never data.
-/// assert!(verify_answer(RecordAnswer::default(), "gov.sz.psb", "gov.sz.hcb", &key).is_err());
+/// assert!(verify_answer(RecordAnswer::default(), &expected, &key).is_err());
 /// ```
 pub fn verify_answer<A: SignedAnswer>(
     answer: A,
-    node: &str,
-    requester: &str,
+    expected: &Expected<'_>,
     node_key: &VerifyingKey,
 ) -> Result<Verified<A>> {
+    let Expected { node, requester, dataset, question } = expected;
+    let (node, requester) = (*node, *requester);
     let bad = |what: String| Err(Error::BadSignature(format!("answer from {node}: {what}")));
     let Some(signature) = answer.signature() else {
         return bad("it carries no signature".into());
@@ -87,6 +113,9 @@ pub fn verify_answer<A: SignedAnswer>(
     }
     if header.requester != requester {
         return bad(format!("its header names requester {:?}, not {requester}", header.requester));
+    }
+    if header.dataset != *dataset {
+        return bad(format!("its header names dataset {:?}, not the dataset asked", header.dataset));
     }
     if signature.node != node {
         return bad(format!("it is signed by {:?}, not by the node asked", signature.node));
@@ -105,7 +134,38 @@ pub fn verify_answer<A: SignedAnswer>(
     if let Err(e) = verify_digest(node_key, &digest, &signature.signature) {
         return bad(e.to_string());
     }
+    // A genuine signature over another question (a verdict on another licence, a match of
+    // other claims) is not the answer to this one.
+    match answer.question() {
+        Some(q) if q == question => {}
+        Some(q) => return bad(format!("it answers another question than the one asked ({})", differs(q, question))),
+        None => return bad("it does not repeat the question it answers".into()),
+    }
     Ok(Verified { node: node.to_owned(), key_id: expected_key_id, digest, answer })
+}
+
+/// Which parts of two questions differ (names only: never the values, which may be personal).
+fn differs(got: &Question, asked: &Question) -> String {
+    let mut parts = Vec::new();
+    if got.licence_id != asked.licence_id {
+        parts.push("licence number");
+    }
+    if got.subject != asked.subject {
+        parts.push("subject");
+    }
+    if got.claimed_holder != asked.claimed_holder {
+        parts.push("claimed holder");
+    }
+    if got.claims != asked.claims {
+        parts.push("claims");
+    }
+    if got.version != asked.version {
+        parts.push("version");
+    }
+    if got.fields != asked.fields {
+        parts.push("fields");
+    }
+    parts.join(", ")
 }
 
 /// A node as the verified federation configuration describes it.
@@ -201,15 +261,17 @@ pub fn verify_federation_config(signed: &SignedFederationConfig, catalog_key: &V
 mod tests {
     use ed25519_dalek::SigningKey;
     use exchange_core::digest::{sign_config, sign_digest};
+    use exchange_proto::canonical::Asked;
     use exchange_proto::v1::{
-        AnswerHeader, AnswerSignature, FieldValue, LicenceAnswer, MatchAnswer, Record, RecordAnswer, Subject,
-        VerifyLicenceAnswer,
+        AnswerHeader, AnswerSignature, FieldValue, GetLicenceRequest, GetRecordRequest, LicenceAnswer, MatchAnswer,
+        Record, RecordAnswer, Subject, VerifyLicenceAnswer, VerifyLicenceRequest,
     };
 
     use super::*;
 
     const NODE: &str = "gov.sz.psb";
     const ME: &str = "gov.sz.hcb";
+    const DATASET: &str = "gov.sz.psb/population";
 
     fn node_key() -> SigningKey {
         SigningKey::from_bytes(&[9; 32])
@@ -230,7 +292,7 @@ mod tests {
         Some(AnswerHeader {
             node: NODE.into(),
             requester: ME.into(),
-            dataset: "gov.sz.psb/population".into(),
+            dataset: DATASET.into(),
             purpose_code: "SZ-HCB-ZLBA-001".into(),
             trace_id: "t-1".into(),
             served_at_unix_ms: 1_700_000_000_000,
@@ -251,13 +313,27 @@ mod tests {
                     ],
                 }),
                 signature: None,
+                question: Some(record_request().question()),
             },
             &node_key(),
         )
     }
 
+    fn record_request() -> GetRecordRequest {
+        GetRecordRequest {
+            dataset: DATASET.into(),
+            subject: Some(Subject { kind: 1, id: "11010519491231002X".into() }),
+            fields: vec!["name".into(), "address".into()],
+            ..Default::default()
+        }
+    }
+
+    fn expected(question: Question) -> Expected<'static> {
+        Expected { node: NODE, requester: ME, dataset: DATASET, question }
+    }
+
     fn verify(answer: RecordAnswer) -> Result<Verified<RecordAnswer>> {
-        verify_answer(answer, NODE, ME, &node_key().verifying_key())
+        verify_answer(answer, &expected(record_request().question()), &node_key().verifying_key())
     }
 
     fn assert_bad(result: Result<Verified<RecordAnswer>>, needle: &str) {
@@ -372,15 +448,86 @@ mod tests {
     fn other_answer_kinds_verify_too() {
         let key = node_key();
         let vk = key.verifying_key();
-        let v = sign(VerifyLicenceAnswer { header: header(), verdict: 1, version: 2, ..Default::default() }, &key);
-        assert!(verify_answer(v.clone(), NODE, ME, &vk).is_ok());
+        let asked = VerifyLicenceRequest { licence_id: "SZ-AMR-2026-000001".into(), ..Default::default() };
+        let v = sign(
+            VerifyLicenceAnswer {
+                header: header(),
+                verdict: 1,
+                version: 2,
+                question: Some(asked.question()),
+                ..Default::default()
+            },
+            &key,
+        );
+        assert!(verify_answer(v.clone(), &expected(asked.question()), &vk).is_ok());
         let mut tampered = v;
         tampered.verdict = 3;
-        assert!(matches!(verify_answer(tampered, NODE, ME, &vk), Err(Error::BadSignature(_))));
-        let l = sign(LicenceAnswer { header: header(), ..Default::default() }, &key);
-        assert!(verify_answer(l, NODE, ME, &vk).is_ok());
-        let m = sign(MatchAnswer { header: header(), version: 1, ..Default::default() }, &key);
-        assert!(verify_answer(m, NODE, ME, &vk).is_ok());
+        assert!(matches!(verify_answer(tampered, &expected(asked.question()), &vk), Err(Error::BadSignature(_))));
+        let get = GetLicenceRequest { licence_id: "SZ-AMR-2026-000001".into(), version: 1, ..Default::default() };
+        let l = sign(LicenceAnswer { header: header(), question: Some(get.question()), ..Default::default() }, &key);
+        assert!(verify_answer(l, &expected(get.question()), &vk).is_ok());
+        let m = sign(
+            MatchAnswer {
+                header: header(),
+                version: 1,
+                question: Some(record_request().question()),
+                ..Default::default()
+            },
+            &key,
+        );
+        assert!(verify_answer(m, &expected(record_request().question()), &vk).is_ok());
+    }
+
+    #[test]
+    fn a_genuine_answer_to_another_question_is_rejected() {
+        let key = node_key();
+        let vk = key.verifying_key();
+        let verdict_on = |licence: &str, holder: Option<Subject>| VerifyLicenceRequest {
+            licence_id: licence.into(),
+            holder,
+            ..Default::default()
+        };
+        let on_a = verdict_on("SZ-AMR-2026-000001", None);
+        let valid_a = sign(
+            VerifyLicenceAnswer {
+                header: header(),
+                verdict: 1,
+                version: 1,
+                question: Some(on_a.question()),
+                ..Default::default()
+            },
+            &key,
+        );
+        // Shown as the verdict on licence B, or for a claimed holder, it is refused.
+        let on_b = verdict_on("SZ-AMR-2026-000002", None);
+        match verify_answer(valid_a.clone(), &expected(on_b.question()), &vk) {
+            Err(Error::BadSignature(m)) => {
+                assert!(m.contains("another question") && m.contains("licence number"), "{m}")
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        let holder = Some(Subject { kind: 2, id: "91440300708461136T".into() });
+        let claimed = verdict_on("SZ-AMR-2026-000001", holder);
+        assert!(matches!(
+            verify_answer(valid_a.clone(), &expected(claimed.question()), &vk),
+            Err(Error::BadSignature(_))
+        ));
+        // Rewriting the question the answer repeats breaks the signature.
+        let mut rewritten = valid_a;
+        rewritten.question = Some(on_b.question());
+        match verify_answer(rewritten, &expected(on_b.question()), &vk) {
+            Err(Error::BadSignature(m)) => assert!(m.contains("altered"), "{m}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        // A record for other fields, or from another dataset, is not the one asked.
+        let mut other_fields = record_request();
+        other_fields.fields.push("phone".into());
+        assert!(matches!(
+            verify_answer(record_answer(), &expected(other_fields.question()), &vk),
+            Err(Error::BadSignature(_))
+        ));
+        let elsewhere = Expected { dataset: "gov.sz.psb/other", ..expected(record_request().question()) };
+        assert!(matches!(verify_answer(record_answer(), &elsewhere, &vk), Err(Error::BadSignature(_))));
     }
 
     #[test]

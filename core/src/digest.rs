@@ -6,7 +6,7 @@
 //! domain-separated sequence of labelled, typed, length-prefixed items:
 //!
 //! ```text
-//! "exchange.v1/answer\0" kind-len(u16 BE) kind
+//! "exchange.v1/answer/v2\0" kind-len(u16 BE) kind
 //! then per item: label-len(u16 BE) label tag(u8) value
 //!   tag 1 text:   len(u32 BE) UTF-8 bytes
 //!   tag 2 u64:    8 bytes BE
@@ -14,7 +14,8 @@
 //!   tag 4 bytes:  len(u32 BE) bytes
 //!   tag 5 list:   count(u32 BE), announcing `count` repetitions of the items that follow
 //! ```
-//! The digest is SHA-256 of that byte string.
+//! The digest is SHA-256 of that byte string. `docs/canonical-form.md` specifies it byte by
+//! byte (canonical form version 2, the version in the domain string), with test vectors.
 
 use std::fmt;
 
@@ -28,6 +29,11 @@ pub type Digest32 = [u8; 32];
 /// The id of an Ed25519 public key: hex of the first 8 bytes of its SHA-256.
 pub fn key_id(public_key: &[u8; 32]) -> String {
     hex::encode(&Sha256::digest(public_key)[..8])
+}
+
+/// SHA-256 of arbitrary bytes (the digest of a claimed value in a signed answer's question).
+pub fn sha256(bytes: &[u8]) -> Digest32 {
+    Sha256::digest(bytes).into()
 }
 
 /// Hex SHA-256 of arbitrary bytes (used for schema and certificate fingerprints).
@@ -77,7 +83,9 @@ impl SubjectDigester {
     }
 }
 
-const ANSWER_DOMAIN: &[u8] = b"exchange.v1/answer\0";
+/// The domain-separation string of the canonical answer form, with its version (2: answers
+/// bind their question).
+pub const ANSWER_DOMAIN: &[u8] = b"exchange.v1/answer/v2\0";
 
 /// Builds the canonical digest of an answer (see the module doc for the encoding). The node
 /// and the SDK feed the same items in the same order through one shared function per answer
@@ -85,6 +93,7 @@ const ANSWER_DOMAIN: &[u8] = b"exchange.v1/answer\0";
 #[derive(Clone)]
 pub struct CanonicalHasher {
     hasher: Sha256,
+    transcript: Option<Vec<u8>>,
 }
 
 impl fmt::Debug for CanonicalHasher {
@@ -96,11 +105,33 @@ impl fmt::Debug for CanonicalHasher {
 impl CanonicalHasher {
     /// Starts the digest of an answer of `kind` (e.g. `get_record`).
     pub fn new(kind: &str) -> Self {
-        let mut hasher = Sha256::new();
-        hasher.update(ANSWER_DOMAIN);
-        hasher.update(Self::len16(kind.len()).to_be_bytes());
-        hasher.update(kind.as_bytes());
-        Self { hasher }
+        Self::start(kind, None)
+    }
+
+    /// Like [`CanonicalHasher::new`], also keeping the bytes hashed ([`CanonicalHasher::transcript`]),
+    /// for test vectors and for checking another implementation.
+    pub fn recording(kind: &str) -> Self {
+        Self::start(kind, Some(Vec::new()))
+    }
+
+    fn start(kind: &str, transcript: Option<Vec<u8>>) -> Self {
+        let mut h = Self { hasher: Sha256::new(), transcript };
+        h.update(ANSWER_DOMAIN);
+        h.update(&Self::len16(kind.len()).to_be_bytes());
+        h.update(kind.as_bytes());
+        h
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        self.hasher.update(bytes);
+        if let Some(t) = self.transcript.as_mut() {
+            t.extend_from_slice(bytes);
+        }
+    }
+
+    /// The bytes hashed so far, when recording.
+    pub fn transcript(&self) -> Option<&[u8]> {
+        self.transcript.as_deref()
     }
 
     fn len16(len: usize) -> u16 {
@@ -112,45 +143,45 @@ impl CanonicalHasher {
     }
 
     fn label(&mut self, label: &str, tag: u8) {
-        self.hasher.update(Self::len16(label.len()).to_be_bytes());
-        self.hasher.update(label.as_bytes());
-        self.hasher.update([tag]);
+        self.update(&Self::len16(label.len()).to_be_bytes());
+        self.update(label.as_bytes());
+        self.update(&[tag]);
     }
 
     /// Adds a text item.
     pub fn text(&mut self, label: &str, value: &str) -> &mut Self {
         self.label(label, 1);
-        self.hasher.update(Self::len32(value.len()).to_be_bytes());
-        self.hasher.update(value.as_bytes());
+        self.update(&Self::len32(value.len()).to_be_bytes());
+        self.update(value.as_bytes());
         self
     }
 
     /// Adds an unsigned integer item.
     pub fn u64(&mut self, label: &str, value: u64) -> &mut Self {
         self.label(label, 2);
-        self.hasher.update(value.to_be_bytes());
+        self.update(&value.to_be_bytes());
         self
     }
 
     /// Adds a signed integer item.
     pub fn i64(&mut self, label: &str, value: i64) -> &mut Self {
         self.label(label, 3);
-        self.hasher.update(value.to_be_bytes());
+        self.update(&value.to_be_bytes());
         self
     }
 
     /// Adds a bytes item.
     pub fn bytes(&mut self, label: &str, value: &[u8]) -> &mut Self {
         self.label(label, 4);
-        self.hasher.update(Self::len32(value.len()).to_be_bytes());
-        self.hasher.update(value);
+        self.update(&Self::len32(value.len()).to_be_bytes());
+        self.update(value);
         self
     }
 
     /// Announces a list of `count` entries; the entries' items follow.
     pub fn list(&mut self, label: &str, count: usize) -> &mut Self {
         self.label(label, 5);
-        self.hasher.update(Self::len32(count).to_be_bytes());
+        self.update(&Self::len32(count).to_be_bytes());
         self
     }
 

@@ -5,7 +5,7 @@
 //!
 //! The crate is cut as the architecture asks: [`service`] and [`data`] hold the handlers
 //! (no tonic), [`authorize`] the gate every call and every query item passes, [`grpc`] the thin adapter, [`db`] the tables over the `exchange-store` trait,
-//! [`accesslog`] the group-committing log writer, [`fedconfig`] the verified federation
+//! [`accesslog`] the group-committing log writer, [`matchlimit`] the bound on match tries, [`fedconfig`] the verified federation
 //! configuration, [`shipper`] the log shipper, [`config`] the two-stage configuration and
 //! [`server`] the daemon.
 
@@ -17,6 +17,7 @@ pub mod db;
 pub mod error;
 pub mod fedconfig;
 pub mod grpc;
+pub mod matchlimit;
 pub mod server;
 pub mod service;
 pub mod shipper;

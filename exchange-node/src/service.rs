@@ -11,14 +11,14 @@ use exchange_core::ident::{
     DatasetId, LicenceId, PurposeCode, Reason, SubjectId, SubjectKind, TraceId, find_identifier,
 };
 use exchange_core::policy::RateState;
-use exchange_core::schema::Schema;
+use exchange_core::schema::{ClaimMatch, Schema};
 use exchange_core::token::VerifiedConsent;
 use exchange_pki::PeerIdentity;
-use exchange_proto::canonical::SignedAnswer;
+use exchange_proto::canonical::{self, SignedAnswer};
 use exchange_proto::v1::{
     AccessEvent, AnswerHeader, AnswerSignature, ClaimedValue, Dataset, DatasetKind, EventKind, FieldMatch, FieldValue,
     Licence, LicenceAnswer, LicenceStatus, ListLicencesAnswer, MatchAnswer, MatchResult, Outcome, QueryContext,
-    ReasonCode, Record, RecordAnswer, Role, ShareClass, Subject, Verdict, VerifyLicenceAnswer,
+    Question, ReasonCode, Record, RecordAnswer, Role, ShareClass, Subject, Verdict, VerifyLicenceAnswer,
 };
 use exchange_store::WriteBatch;
 
@@ -29,6 +29,7 @@ use crate::db::{
 };
 use crate::error::{NodeError, Result};
 use crate::fedconfig::{FedState, Snapshot, now_ms};
+use crate::matchlimit::{MATCH_VALUES_PER_WINDOW, MatchLimiter, value_digest};
 use crate::shipper::ShipperStatus;
 
 /// The node's state and handlers.
@@ -43,6 +44,8 @@ pub struct Node {
     max_batch: usize,
     pub(crate) rates: Mutex<HashMap<(String, String), RateState>>,
     pub(crate) tokens: Mutex<HashMap<String, (u64, VerifiedConsent)>>,
+    /// The distinct values tried per requester, subject and field by `MatchRecord`.
+    pub(crate) matches: MatchLimiter,
     /// Calls refused before the caller was known to be a member (counted, never logged).
     pub(crate) strangers: Strangers,
     pub(crate) writer: Arc<Mutex<()>>,
@@ -79,6 +82,8 @@ pub struct Prepared {
 pub trait Answer: SignedAnswer + Send + 'static {
     /// The header slot.
     fn header_slot(&mut self) -> &mut Option<AnswerHeader>;
+    /// The slot of the question the answer repeats.
+    fn question_slot(&mut self) -> &mut Option<Question>;
 }
 
 macro_rules! answer {
@@ -86,6 +91,9 @@ macro_rules! answer {
         impl Answer for $t {
             fn header_slot(&mut self) -> &mut Option<AnswerHeader> {
                 &mut self.header
+            }
+            fn question_slot(&mut self) -> &mut Option<Question> {
+                &mut self.question
             }
         }
     )*};
@@ -195,6 +203,7 @@ impl Node {
             max_batch: settings.max_batch,
             rates: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
+            matches: MatchLimiter::default(),
             strangers: Strangers::default(),
             writer,
             import_lock: tokio::sync::Mutex::new(()),
@@ -408,8 +417,16 @@ impl Node {
         Ok(digester.digest(s.kind().as_str(), s.as_str()))
     }
 
-    /// Fills the header, writes the access-log entry durably, then signs.
-    async fn finish<A: Answer>(&self, p: &Prepared, mut answer: A, mut event: AccessEvent) -> Result<A> {
+    /// Fills the header and the question asked, writes the access-log entry durably (with
+    /// the digest of header, question and answer), then signs that digest.
+    async fn finish<A: Answer>(
+        &self,
+        p: &Prepared,
+        question: Question,
+        mut answer: A,
+        mut event: AccessEvent,
+    ) -> Result<A> {
+        *answer.question_slot() = Some(question);
         let served = now_ms();
         *answer.header_slot() = Some(AnswerHeader {
             node: self.dept.clone(),
@@ -553,7 +570,8 @@ impl Node {
                 vec![l.version],
                 allowed.consent_id(),
             )?;
-            self.finish(p, LicenceAnswer { header: None, licence: Some(licence), signature: None }, event).await
+            let asked = canonical::question(licence_id, None, None, &[], version, fields);
+            self.finish(p, asked, LicenceAnswer { licence: Some(licence), ..Default::default() }, event).await
         })
         .await
     }
@@ -616,7 +634,8 @@ impl Node {
                     VerifyLicenceAnswer { verdict: verdict as i32, version: l.version, fields, ..Default::default() }
                 }
             };
-            self.finish(p, answer, event).await
+            let asked = canonical::question(licence_id, None, holder, &[], 0, fields);
+            self.finish(p, asked, answer, event).await
         })
         .await
     }
@@ -631,6 +650,7 @@ impl Node {
         token: &str,
     ) -> Result<ListLicencesAnswer> {
         self.item(p, holder, async {
+            let holder_asked = holder;
             let holder = parse_subject(&format!("{prefix}holder"), holder)?;
             let requested = requested_set(&format!("{prefix}fields"), fields)?;
             let allowed = self.authorize(p, &requested, token, Some(&holder), false)?;
@@ -657,7 +677,8 @@ impl Node {
                 stored.iter().map(|(_, l)| l.version).collect(),
                 allowed.consent_id(),
             )?;
-            self.finish(p, ListLicencesAnswer { header: None, licences, signature: None }, event).await
+            let asked = canonical::question("", holder_asked, None, &[], 0, fields);
+            self.finish(p, asked, ListLicencesAnswer { licences, ..Default::default() }, event).await
         })
         .await
     }
@@ -673,6 +694,7 @@ impl Node {
         version: u64,
     ) -> Result<RecordAnswer> {
         self.item(p, subject, async {
+            let subject_asked = subject;
             let subject = parse_subject(&format!("{prefix}subject"), subject)?;
             let requested = requested_set(&format!("{prefix}fields"), fields)?;
             let allowed = self.authorize(p, &requested, token, Some(&subject), false)?;
@@ -691,12 +713,15 @@ impl Node {
                 vec![r.version],
                 allowed.consent_id(),
             )?;
-            self.finish(p, RecordAnswer { header: None, record: Some(record), signature: None }, event).await
+            let asked = canonical::question("", subject_asked, None, &[], version, fields);
+            self.finish(p, asked, RecordAnswer { record: Some(record), ..Default::default() }, event).await
         })
         .await
     }
 
-    /// One MatchRecord item.
+    /// One MatchRecord item: each claimed field once and only schema fields; after grant,
+    /// consent and rate limit, the bound on distinct values tried ([`MatchLimiter`]) before
+    /// anything is read, so that a refusal says nothing of whether a value matched.
     pub async fn match_record_item(
         &self,
         p: &Prepared,
@@ -706,13 +731,27 @@ impl Node {
         token: &str,
     ) -> Result<MatchAnswer> {
         self.item(p, subject, async {
+            let subject_asked = subject;
             let subject = parse_subject(&format!("{prefix}subject"), subject)?;
-            if claims.is_empty() {
-                return Err(NodeError::bad_request(format!("{prefix}claims"), "at least one claim is required"));
-            }
-            let names: Vec<String> = claims.iter().map(|c| c.name.clone()).collect();
-            let requested = requested_set(&format!("{prefix}claims"), &names)?;
+            let requested = claimed_fields(&p.schema, prefix, claims)?;
             let allowed = self.authorize(p, &requested, token, Some(&subject), false)?;
+            let digest = self.subject_digest(&subject)?;
+            let tried: Vec<(&str, [u8; 32])> = claims
+                .iter()
+                .map(|c| {
+                    let canonical = p.schema.canonical_claim(&c.name, &c.value).unwrap_or_else(|| c.value.clone());
+                    (c.name.as_str(), value_digest(&canonical))
+                })
+                .collect();
+            self.matches.admit(&p.requester, &digest, &tried, now_ms()).map_err(|over| {
+                NodeError::denied(
+                    ReasonCode::MatchLimit,
+                    format!(
+                        "{} has tried {} distinct values of field `{}` for this subject within 24 hours, the most a requester may (a match verifies a claim, it is not a search): retry with a value tried already, or after the window",
+                        p.requester, over.tried, over.field
+                    ),
+                )
+            })?;
             let r = self
                 .read_record(&p.dataset, &subject, 0)
                 .await?
@@ -728,7 +767,8 @@ impl Node {
                 vec![r.version],
                 allowed.consent_id(),
             )?;
-            self.finish(p, MatchAnswer { header: None, version: r.version, matches, signature: None }, event).await
+            let asked = canonical::question("", subject_asked, None, claims, 0, &[]);
+            self.finish(p, asked, MatchAnswer { version: r.version, matches, ..Default::default() }, event).await
         })
         .await
     }
@@ -887,17 +927,44 @@ where
 
 /// Compares a claim with the held value in canonical form, never revealing the held value.
 fn compare(schema: &Schema, held: &StoredRecord, claim: &ClaimedValue) -> MatchResult {
-    let Some(value) = held.fields.get(&claim.name) else {
-        return MatchResult::Absent;
-    };
-    // Canonicalise the claim through the schema: the held record with the claimed value in
-    // place validates to the claim's canonical form.
-    let mut raw = held.fields.clone();
-    raw.insert(claim.name.clone(), claim.value.clone());
-    match schema.validate(&raw) {
-        Ok(record) if record.get(&claim.name) == Some(value.as_str()) => MatchResult::Match,
-        _ => MatchResult::NoMatch,
+    match schema.match_claim(&claim.name, &claim.value, held.fields.get(&claim.name).map(String::as_str)) {
+        ClaimMatch::Match => MatchResult::Match,
+        ClaimMatch::NoMatch => MatchResult::NoMatch,
+        ClaimMatch::Absent => MatchResult::Absent,
     }
+}
+
+/// The fields of a match request's claims: at least one claim, each a field of the schema,
+/// each claimed once (a second claim of a field would try a second value in one request).
+fn claimed_fields(schema: &Schema, prefix: &str, claims: &[ClaimedValue]) -> Result<BTreeSet<String>> {
+    if claims.is_empty() {
+        return Err(NodeError::bad_request(format!("{prefix}claims"), "at least one claim is required"));
+    }
+    let mut out = BTreeSet::new();
+    for (i, c) in claims.iter().enumerate() {
+        let field = format!("{prefix}claims[{i}].name");
+        if schema.field(&c.name).is_none() {
+            return Err(NodeError::Invalid {
+                message: format!(
+                    "`{}` is not a field of schema {}",
+                    c.name.chars().take(64).collect::<String>(),
+                    schema.reference
+                ),
+                field,
+                reason: ReasonCode::FieldNotInSchema,
+            });
+        }
+        if !out.insert(c.name.clone()) {
+            return Err(NodeError::bad_request(
+                field,
+                format!(
+                    "field `{}` is claimed more than once: a match claims each field once, with one value (at most {MATCH_VALUES_PER_WINDOW} distinct values per field and subject in 24 hours)",
+                    c.name
+                ),
+            ));
+        }
+    }
+    Ok(out)
 }
 
 /// The answer and its digest, filled in by the access-log writer once the entry is durable.

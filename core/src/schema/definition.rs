@@ -222,6 +222,28 @@ impl Schema {
         Ok(Record::from_validated(out))
     }
 
+    /// The canonical text of a claimed value of field `name` (as [`Schema::validate`] would
+    /// store it), or `None` when the field is not in the schema or the value is empty or
+    /// breaks the field's type.
+    pub fn canonical_claim(&self, name: &str, value: &str) -> Option<String> {
+        let spec = self.field(name)?;
+        if value.is_empty() {
+            return None;
+        }
+        canonical_value(&spec.field_type, value).ok()
+    }
+
+    /// Compares a claimed value of field `name` with the held canonical value (`held`,
+    /// `None` when the record holds none) in canonical form, revealing nothing of the held
+    /// value: a claim that does not canonicalise never matches.
+    pub fn match_claim(&self, name: &str, value: &str, held: Option<&str>) -> ClaimMatch {
+        match held {
+            None => ClaimMatch::Absent,
+            Some(held) if self.canonical_claim(name, value).as_deref() == Some(held) => ClaimMatch::Match,
+            Some(_) => ClaimMatch::NoMatch,
+        }
+    }
+
     /// The data subject a validated record is about: the holder of a licence (the holder
     /// field), or for a base record the subject its key identifies (when the key field is a
     /// resident ID or credit code). `None` when neither applies or the value is absent.
@@ -234,6 +256,17 @@ impl Schema {
             _ => None,
         }
     }
+}
+
+/// The result of comparing one claimed value with a held record (核验).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClaimMatch {
+    /// The claimed value equals the held one in canonical form.
+    Match,
+    /// It does not (or it is not a valid value of the field).
+    NoMatch,
+    /// The record holds no value for the field.
+    Absent,
 }
 
 fn check_field_type(field: &str, field_type: &FieldType) -> Result<(), SchemaError> {

@@ -18,7 +18,7 @@ pub(crate) mod testing;
 mod tests;
 
 pub use compat::{Incompatibility, Narrowing};
-pub use definition::{MAX_STRING_LEN, Schema, SchemaError};
+pub use definition::{ClaimMatch, MAX_STRING_LEN, Schema, SchemaError};
 pub use field::{Classification, ClassificationError, FieldSpec, FieldType, MAX_FIELD_NAME_LEN, check_field_name};
 pub use record::{FieldProblem, RawRecord, Record, RecordError};
 pub use reference::SchemaRef;

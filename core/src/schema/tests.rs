@@ -425,3 +425,20 @@ proptest! {
         let _ = Schema::from_json(&s);
     }
 }
+
+#[test]
+fn claims_compare_in_canonical_form() {
+    let schema = business_licence();
+    let held = schema.validate(&good_licence()).expect("valid record");
+    let code = held.get("credit_code");
+    // The lowercase claim canonicalises to the held uppercase code.
+    assert_eq!(schema.match_claim("credit_code", "91440300708461136t", code), ClaimMatch::Match);
+    assert_eq!(schema.match_claim("reg_capital", "1000000.5", held.get("reg_capital")), ClaimMatch::Match);
+    assert_eq!(schema.match_claim("employees", "121", held.get("employees")), ClaimMatch::NoMatch);
+    // A value that breaks the field's type, or an empty one, never matches.
+    assert_eq!(schema.match_claim("employees", "many", held.get("employees")), ClaimMatch::NoMatch);
+    assert_eq!(schema.match_claim("name", "", held.get("name")), ClaimMatch::NoMatch);
+    assert_eq!(schema.match_claim("name", "x", None), ClaimMatch::Absent);
+    assert_eq!(schema.canonical_claim("no_such_field", "x"), None);
+    assert_eq!(schema.canonical_claim("employees", "+007").as_deref(), Some("7"));
+}

@@ -443,3 +443,145 @@ async fn consent_by_dataset_least_data_and_existence_after_authorization() {
         assert_eq!(entries[0].fields, fields, "{trace}");
     }
 }
+
+fn match_query(subject: &str, claims: &[(&str, &str)], token: &str, trace: &str) -> NodeQuery {
+    NodeQuery::Match(MatchRecordRequest {
+        context: ctx(RENTAL, trace),
+        dataset: POPULATION.into(),
+        subject: person(subject),
+        claims: claims.iter().map(|(n, v)| ClaimedValue { name: n.to_string(), value: v.to_string() }).collect(),
+        consent_token: token.into(),
+    })
+}
+
+fn match_results(answer: exchange_client_sdk::Result<exchange_client_sdk::NodeAnswer>) -> Vec<i32> {
+    match answer.must("a match") {
+        exchange_client_sdk::NodeAnswer::Match(m) => m.answer().matches.iter().map(|m| m.result).collect(),
+        _ => panic!("a match answer"),
+    }
+}
+
+/// Match stays match: a field is claimed once per request and only schema fields, and one
+/// requester tries at most 3 distinct values of one field of one subject in 24 hours; beyond
+/// that even the true value is refused, so a refusal tells nothing of a match.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn matching_cannot_be_turned_into_a_search() {
+    let fed = TestFed::start(Setup::default()).await;
+    let citizen = fed.citizen(3).clone();
+    let (id, name) = (citizen["id_number"].clone(), citizen["name"].clone());
+    let hcb = fed.client(HCB).clone();
+    let (_, token) = fed.consent_token(HCB, &id, &[POPULATION], &["name"], RENTAL, POPULATION).await;
+
+    // 30 guesses and the true name in one call: refused before anything is read.
+    let guesses: Vec<String> = (0..30).map(|i| format!("猜测{i}")).collect();
+    let mut claims: Vec<(&str, &str)> = guesses.iter().map(|g| ("name", g.as_str())).collect();
+    claims.push(("name", &name));
+    let (code, reason, message) = refusal(hcb.run_query(match_query(&id, &claims, &token, "match-31")).await);
+    assert_eq!((code, reason), (Code::InvalidArgument, ReasonCode::MalformedRequest), "{message}");
+    assert!(message.contains("claims[1].name") && message.contains("more than once"), "{message}");
+    let (code, reason, message) =
+        refusal(hcb.run_query(match_query(&id, &[("no_such_field", "x")], &token, "match-unknown")).await);
+    assert_eq!((code, reason), (Code::InvalidArgument, ReasonCode::FieldNotInSchema), "{message}");
+    assert!(message.contains("claims[0].name"), "{message}");
+
+    // Three wrong names in three calls are answered; the fourth distinct value is refused,
+    // and so is the true name.
+    let wrong: Vec<String> = ["甲", "乙", "丙", "丁"].iter().map(|s| format!("{name}{s}")).collect();
+    for (i, wrong) in wrong[..3].iter().enumerate() {
+        let results = match_results(hcb.run_query(match_query(&id, &[("name", wrong)], &token, "match-try")).await);
+        assert_eq!(results, [MatchResult::NoMatch as i32], "try {i}");
+    }
+    for (trace, value) in [("match-fourth", wrong[3].as_str()), ("match-true", name.as_str())] {
+        let (code, reason, message) = refusal(hcb.run_query(match_query(&id, &[("name", value)], &token, trace)).await);
+        assert_eq!((code, reason), (Code::PermissionDenied, ReasonCode::MatchLimit), "{trace}: {message}");
+        assert!(message.contains("`name`") && message.contains("3 distinct values"), "{message}");
+        assert!(!message.contains(&name) && !message.contains(&id), "the refusal repeats personal data: {message}");
+    }
+    // A value tried already costs nothing more, and is answered as before.
+    let again = match_results(hcb.run_query(match_query(&id, &[("name", &wrong[1])], &token, "match-again")).await);
+    assert_eq!(again, [MatchResult::NoMatch as i32]);
+
+    // The log: the refusals with their reasons and no field; no name in clear anywhere.
+    for (trace, reason) in [
+        ("match-31", ReasonCode::MalformedRequest),
+        ("match-unknown", ReasonCode::FieldNotInSchema),
+        ("match-fourth", ReasonCode::MatchLimit),
+        ("match-true", ReasonCode::MatchLimit),
+    ] {
+        let entries = fed.central_entries(trace).await;
+        assert_eq!(entries.len(), 1, "{trace}: {entries:?}");
+        assert_eq!((entries[0].outcome, entries[0].reason_code), (Outcome::Refused as i32, reason as i32), "{trace}");
+        assert!(entries[0].fields.is_empty() && entries[0].answer_digest.is_empty(), "{trace}");
+        assert!(!entries[0].subject_digest.is_empty(), "{trace}: the subject's view shows the attempt");
+    }
+    let tries = fed.central_entries("match-try").await;
+    assert_eq!(tries.len(), 3);
+    assert!(tries.iter().all(|e| e.outcome == Outcome::Served as i32 && e.fields == ["name"]));
+    for entry in fed.whole_log().await {
+        for clear in [&id, &name] {
+            assert!(!entry.leaf.windows(clear.len()).any(|w| w == clear.as_bytes()), "in clear at {}", entry.index);
+        }
+    }
+}
+
+/// Every signed answer binds its question: a genuine VALID verdict of the natural-resources
+/// node on one certificate, replayed as the verdict on another certificate (or for a claimed
+/// holder it was not asked for), is refused by the SDK; the access log holds the very digest
+/// the node signed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_verdict_cannot_be_replayed_for_another_licence() {
+    use exchange_client_sdk::verify::{Expected, verify_answer};
+    use exchange_proto::canonical::{Asked, SignedAnswer};
+
+    let fed = TestFed::start(Setup::default()).await;
+    let (landlord, property) = fed.landlord();
+    let (landlord_id, cert_a) = (landlord["id_number"].clone(), property["cert_no"].clone());
+    let cert_b =
+        fed.data.properties.iter().find(|p| p["cert_no"] != cert_a).expect("another certificate")["cert_no"].clone();
+    let hcb = fed.client(HCB).clone();
+    let (_, token) =
+        fed.consent_token(HCB, &landlord_id, &[PROPERTY_CERTIFICATE], &["cert_no"], RENTAL, PROPERTY_CERTIFICATE).await;
+    let on_a = verify(&cert_a, &[], &token, RENTAL, "replay-a");
+    let verdict = hcb.verify_licence(on_a.clone()).await.must("a verdict on certificate A");
+    assert_eq!(verdict.answer().verdict, Verdict::Valid as i32);
+    let signed = verdict.clone().into_inner();
+    assert_eq!(signed.question.as_ref(), Some(&on_a.question()), "the answer repeats its question");
+
+    let key = hcb.federation().await.must("configuration").node(PNR).and_then(|n| n.key).expect("PNR's node key");
+    let expect = |request: &VerifyLicenceRequest| Expected {
+        node: PNR,
+        requester: HCB,
+        dataset: PROPERTY_CERTIFICATE,
+        question: request.question(),
+    };
+    assert!(verify_answer(signed.clone(), &expect(&on_a), &key).is_ok(), "the genuine answer verifies");
+    // Shown as the verdict on certificate B: refused as answering another question.
+    let on_b = verify(&cert_b, &[], &token, RENTAL, "replay-b");
+    match verify_answer(signed.clone(), &expect(&on_b), &key) {
+        Err(exchange_client_sdk::Error::BadSignature(m)) => {
+            assert!(m.contains("another question") && m.contains("licence number"), "{m}")
+        }
+        other => panic!("a replayed verdict was accepted: {other:?}"),
+    }
+    // Shown as a verdict that also checked a holder: refused.
+    let mut with_holder = on_a.clone();
+    with_holder.holder = person(&landlord_id);
+    assert!(matches!(
+        verify_answer(signed.clone(), &expect(&with_holder), &key),
+        Err(exchange_client_sdk::Error::BadSignature(_))
+    ));
+    // Its question rewritten to B's: the signature no longer covers it.
+    let mut rewritten = signed.clone();
+    rewritten.question = Some(on_b.question());
+    match verify_answer(rewritten, &expect(&on_b), &key) {
+        Err(exchange_client_sdk::Error::BadSignature(m)) => assert!(m.contains("altered"), "{m}"),
+        other => panic!("a rewritten verdict was accepted: {other:?}"),
+    }
+
+    // The access log holds the digest the node signed, which covers the question.
+    let entries = fed.central_entries("replay-a").await;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0].answer_digest, signed.canonical_digest().to_vec());
+    assert_eq!(entries[0].answer_digest, verdict.digest().to_vec());
+    assert!(fed.central_entries("replay-b").await.is_empty(), "nothing was asked about certificate B");
+}
