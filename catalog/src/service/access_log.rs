@@ -14,6 +14,7 @@ use super::{Caller, Catalog, subject};
 use crate::append::{check_event, check_own};
 use crate::error::{CatalogError, Result};
 use crate::log::{MAX_BATCH, Staged};
+use crate::screen::no_identifier;
 use crate::visibility::Viewer;
 
 /// Checks every event of a batch; on refusal, the index of the refused event and why.
@@ -186,30 +187,90 @@ impl Catalog {
         Ok(self.log.entries(&self.db, start, count)?.into_iter().filter_map(|e| viewer.shown(e)).collect())
     }
 
-    /// An audit query (auditor: all; department: where it is requester or provider).
+    /// An audit query (auditor: all; department: where it is requester or provider). The
+    /// look is itself an administrative entry (who asked, with which filters), written
+    /// before the page is answered; filters that would put an identifier in clear into it
+    /// are refused.
     pub fn query_access_log(&self, caller: &Caller, q: &QueryAccessLogRequest) -> Result<QueryAccessLogResponse> {
         let viewer = Viewer::of(caller);
         if viewer != Viewer::Auditor {
             caller.require(Role::Department)?;
         }
+        let note = query_note(q)?;
+        let tree_size = self.log.size();
         let (entries, next) = self.log.query(&self.db, q, |e| viewer.sees(e))?;
-        Ok(QueryAccessLogResponse { entries, next_page_token: next, tree_size: self.log.size() })
+        self.log_look(caller, "log.query", String::new(), note)?;
+        Ok(QueryAccessLogResponse { entries, next_page_token: next, tree_size })
     }
 
     /// A subject's own view (portal): the entries of the subject's keyed digest, computed
-    /// here from the id the portal authenticated.
+    /// here from the id the portal authenticated. The look is itself an administrative entry
+    /// under the subject's digest (never the id), so that the subject's next view shows it.
     pub fn subject_access_view(&self, caller: &Caller, r: &SubjectAccessViewRequest) -> Result<QueryAccessLogResponse> {
         caller.require(Role::Portal)?;
         let s = subject("subject", r.subject.as_ref())?;
         let digest = self.subject_digest(&s);
         let viewer = Viewer::subject(digest.clone());
         let q = QueryAccessLogRequest {
-            subject_digest: digest,
+            subject_digest: digest.clone(),
             from_unix_ms: r.from_unix_ms,
             page: r.page.clone(),
             ..Default::default()
         };
+        let tree_size = self.log.size();
         let (entries, next) = self.log.query(&self.db, &q, |e| viewer.sees(e))?;
-        Ok(QueryAccessLogResponse { entries, next_page_token: next, tree_size: self.log.size() })
+        self.log_look(caller, "log.subject_view", digest, format!("from={}", r.from_unix_ms))?;
+        Ok(QueryAccessLogResponse { entries, next_page_token: next, tree_size })
     }
+
+    /// Records a look into the log as an administrative entry of `caller`.
+    fn log_look(&self, caller: &Caller, action: &str, subject_digest: String, note: String) -> Result<()> {
+        let mut event = self.admin_event(&caller.dept, action, "", "", &note);
+        event.subject_digest = subject_digest;
+        let _w = self.lock();
+        self.mutate(vec![event], false, |_| Ok(()))
+    }
+}
+
+/// The note of an audit query's entry: its filters, each screened for identifiers in clear
+/// (a subject digest filter must be a digest).
+fn query_note(q: &QueryAccessLogRequest) -> Result<String> {
+    if !q.subject_digest.is_empty()
+        && (q.subject_digest.len() != 64 || !q.subject_digest.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        return Err(CatalogError::bad_request(
+            "subject_digest",
+            "must be the 64-hex-digit keyed digest of a subject, never the id itself",
+        ));
+    }
+    let mut parts = Vec::new();
+    for (name, value) in [
+        ("requester", &q.requester),
+        ("provider", &q.provider),
+        ("dataset", &q.dataset),
+        ("purpose_code", &q.purpose_code),
+        ("trace_id", &q.trace_id),
+        ("subject_digest", &q.subject_digest),
+    ] {
+        if value.is_empty() {
+            continue;
+        }
+        if value.chars().count() > 130 || value.chars().any(char::is_control) {
+            return Err(CatalogError::bad_request(name, "is longer than 130 characters or holds control characters"));
+        }
+        if name != "subject_digest" {
+            no_identifier(name, value)?;
+        }
+        parts.push(format!("{name}={value}"));
+    }
+    if q.from_unix_ms != 0 || q.until_unix_ms != 0 {
+        parts.push(format!("time={}..{}", q.from_unix_ms, q.until_unix_ms));
+    }
+    if q.outcome != 0 {
+        parts.push(format!("outcome={}", q.outcome));
+    }
+    if let Some(token) = q.page.as_ref().map(|p| p.page_token.as_str()).filter(|t| !t.is_empty()) {
+        parts.push(format!("after={token}"));
+    }
+    Ok(parts.join(" "))
 }

@@ -153,6 +153,32 @@ async fn a_member_reads_only_the_entries_it_is_a_party_to() {
         .await
         .must("asking by digest");
     assert!(by_digest.entries.iter().all(|e| e.event.as_ref().is_some_and(|ev| party(ev, HCB))));
+    let (code, reason, message) = refused(
+        hcb.query_access_log(QueryAccessLogRequest { trace_id: landlord_id.clone(), ..Default::default() }).await,
+    );
+    assert_eq!((code, reason), (Code::InvalidArgument, ReasonCode::IdentifierInClear), "{message}");
+
+    // Every look is itself an entry: who looked, with which filters, never the id in clear.
+    let looks: Vec<AccessEvent> = fed.whole_log().await[all.len()..]
+        .iter()
+        .filter_map(|e| e.event.clone())
+        .filter(|e| e.requester == HCB && e.kind == EventKind::Admin as i32)
+        .collect();
+    let queries = looks.iter().filter(|e| e.action == "log.query").count();
+    assert_eq!(queries, 4, "{looks:?}");
+    assert!(looks.iter().any(|e| e.action == "log.query" && e.note == "trace_id=adv-vis-gsc"), "{looks:?}");
+    let views: Vec<&AccessEvent> = looks.iter().filter(|e| e.action == "log.subject_view").collect();
+    assert_eq!(views.len(), 1, "{looks:?}");
+    assert_eq!(views[0].subject_digest, *digest);
+    assert!(looks.iter().all(|e| !format!("{e:?}").contains(&landlord_id)), "{looks:?}");
+    let again = hcb
+        .subject_access_view(SubjectAccessViewRequest { subject: person(&landlord_id), from_unix_ms: 0, page: None })
+        .await
+        .must("subject view");
+    assert!(
+        again.entries.iter().any(|e| e.event.as_ref().is_some_and(|ev| ev.action == "log.subject_view")),
+        "the subject sees that the portal looked"
+    );
 }
 
 /// Regression (issue 16): the public-security node appended an entry saying that market
