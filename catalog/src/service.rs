@@ -39,10 +39,6 @@ mod access_log;
 /// Longest accepted free text (names, notes, legal bases), in characters.
 const MAX_TEXT: usize = 500;
 
-/// The highest grant rate limit nodes enforce: their limiter spaces queries by whole
-/// milliseconds, so a higher figure would leave no spacing at all, that is no limit.
-pub const MAX_RATE_PER_MINUTE: u32 = 60_000;
-
 /// Now, Unix ms.
 pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
@@ -816,16 +812,6 @@ impl Catalog {
         let now = now_ms();
         if r.expires_at_unix_ms != 0 && r.expires_at_unix_ms <= now {
             return Err(CatalogError::bad_request("expires_at_unix_ms", "is in the past"));
-        }
-        if r.rate_limit_per_minute > MAX_RATE_PER_MINUTE {
-            return Err(CatalogError::bad_request(
-                "rate_limit_per_minute",
-                format!(
-                    "{} per minute is above the {MAX_RATE_PER_MINUTE} per minute (one a millisecond) that nodes \
-                     can enforce: ask for at most {MAX_RATE_PER_MINUTE}, or 0 for no limit",
-                    r.rate_limit_per_minute
-                ),
-            ));
         }
         let legal_basis = text("legal_basis", &r.legal_basis, true)?;
         let service_item = text("service_item", &r.service_item, true)?;

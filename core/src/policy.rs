@@ -195,11 +195,18 @@ pub fn apply_consent(
 
 /// A per-key rate limiter state for one grant: the generic cell rate algorithm (GCRA), which
 /// keeps one timestamp per key and allows a burst of the whole minute's quota.
+///
+/// Time is counted in nanoseconds so that every limit a grant can state is honoured as it
+/// is: in milliseconds, 60,000 a minute would be one per millisecond and anything above it
+/// would round to no spacing at all, that is, no limit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RateState {
-    /// Theoretical arrival time of the next request, Unix ms.
-    tat_ms: i64,
+    /// Theoretical arrival time of the next request, Unix ns.
+    tat_ns: i64,
 }
+
+const NS_PER_MS: i64 = 1_000_000;
+const MINUTE_NS: i64 = 60_000 * NS_PER_MS;
 
 impl RateState {
     /// Tries to admit one request at `now_ms` under `per_minute` (0 = unlimited). On refusal
@@ -208,14 +215,17 @@ impl RateState {
         if per_minute == 0 {
             return Ok(());
         }
-        let interval = 60_000 / i64::from(per_minute).max(1);
-        let burst = 60_000 - interval;
-        let tat = self.tat_ms.max(now_ms);
+        // At least 1 ns apart: u32::MAX a minute is about 14 µs apart, so never 0.
+        let interval = (MINUTE_NS / i64::from(per_minute)).max(1);
+        let burst = MINUTE_NS - interval;
+        let now = now_ms.saturating_mul(NS_PER_MS);
+        let tat = self.tat_ns.max(now);
         let allowed_at = tat - burst;
-        if now_ms < allowed_at {
-            return Err(u64::try_from(allowed_at - now_ms).unwrap_or(0).max(1));
+        if now < allowed_at {
+            let wait_ms = (allowed_at - now + NS_PER_MS - 1) / NS_PER_MS;
+            return Err(u64::try_from(wait_ms).unwrap_or(0).max(1));
         }
-        self.tat_ms = tat + interval;
+        self.tat_ns = tat + interval;
         Ok(())
     }
 }
@@ -358,6 +368,13 @@ mod tests {
         let wait = s.admit(6, 0).expect_err("seventh refused");
         assert_eq!(wait, 10_000);
         assert_eq!(s.admit(6, 10_000), Ok(()));
+        // Limits above one a millisecond are honoured too (they once became no limit).
+        for per_minute in [60_000, 90_000, 1_000_000] {
+            let mut s = RateState::default();
+            let quota = (0..2_000_000).take_while(|_| s.admit(per_minute, 5).is_ok()).count();
+            assert_eq!(quota, per_minute as usize, "{per_minute} a minute admits its quota at once, then refuses");
+            assert_eq!(s.admit(per_minute, 5), Err(1), "{per_minute}: the next is admitted within a millisecond");
+        }
         let mut unlimited = RateState::default();
         for _ in 0..1000 {
             assert_eq!(unlimited.admit(0, 0), Ok(()));
