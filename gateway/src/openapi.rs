@@ -2,35 +2,30 @@
 
 use serde_json::{Value, json};
 
-fn query_op(summary: &str, request: &str) -> Value {
+/// A `POST` operation taking `request` and answering `ok` (a 200 response object).
+fn op(summary: &str, request: &str, ok: Value) -> Value {
     json!({
         "post": {
             "summary": summary,
             "security": [{ "bearer": [] }],
             "requestBody": { "required": true, "content": { "application/json": {
                 "schema": { "$ref": format!("#/components/schemas/{request}") } } } },
-            "responses": {
-                "200": { "description": "the answer, its node signature verified",
-                         "content": { "application/json": { "schema": { "$ref": "#/components/schemas/VerifiedAnswer" } } } },
-                "default": { "$ref": "#/components/responses/Error" }
-            }
+            "responses": { "200": ok, "default": { "$ref": "#/components/responses/Error" } }
         }
     })
 }
 
+/// A query form: answered with the verified answer and its evidence.
+fn query_op(summary: &str, request: &str) -> Value {
+    let ok = json!({ "description": "the answer, its node signature verified",
+        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/VerifiedAnswer" } } } });
+    op(summary, request, ok)
+}
+
+/// A call answered with a message of the catalog.
 fn plain_op(summary: &str, request: &str, response: &str) -> Value {
-    json!({
-        "post": {
-            "summary": summary,
-            "security": [{ "bearer": [] }],
-            "requestBody": { "required": true, "content": { "application/json": {
-                "schema": { "$ref": format!("#/components/schemas/{request}") } } } },
-            "responses": {
-                "200": { "description": response, "content": { "application/json": { "schema": { "type": "object" } } } },
-                "default": { "$ref": "#/components/responses/Error" }
-            }
-        }
-    })
+    let ok = json!({ "description": response, "content": { "application/json": { "schema": { "type": "object" } } } });
+    op(summary, request, ok)
 }
 
 /// A request message of `exchange.v1`, in the proto3 JSON mapping.
