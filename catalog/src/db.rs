@@ -42,6 +42,9 @@ pub const TABLES: &[&str] =
 pub const META_CONFIG_VERSION: &[u8] = b"config/version";
 /// Meta key: the last signed federation configuration.
 pub const META_CONFIG: &[u8] = b"config/signed";
+/// 1 while a committed change that affects the federation configuration is not yet
+/// published: written in the change's own batch, cleared in the publication's.
+pub const META_CONFIG_PENDING: &[u8] = b"config/pending";
 /// Meta key: the next grant number.
 pub const META_NEXT_GRANT: &[u8] = b"grant/next";
 /// Meta key: the log's tree size.

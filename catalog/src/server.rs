@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use exchange_proto::v1::catalog_server::CatalogServer;
-use exchange_store::RocksStore;
+use exchange_store::{KvStore, RocksStore};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::service::interceptor::InterceptedService;
@@ -53,7 +53,12 @@ pub async fn start(config: CatalogConfig) -> anyhow::Result<RunningCatalog> {
         .await
         .context("open store task")?
         .with_context(|| format!("open the catalog store in {}", config.data_dir.display()))?;
-    let db = Db::new(Arc::new(store));
+    start_with_store(config, Arc::new(store)).await
+}
+
+/// Starts the catalog over a given store (tests wrap the store to inject faults).
+pub async fn start_with_store(config: CatalogConfig, store: Arc<dyn KvStore>) -> anyhow::Result<RunningCatalog> {
+    let db = Db::new(store);
     let settings = Settings {
         catalog_id: config.catalog_id.to_string(),
         log_origin: config.log_origin.clone(),

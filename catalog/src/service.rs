@@ -27,8 +27,8 @@ use prost::Message;
 use tokio::sync::watch;
 
 use crate::db::{
-    CONSENTS, DATASETS, Db, GRANTS, MEMBERS, META, META_CONFIG, META_CONFIG_VERSION, META_NEXT_GRANT, SCHEMAS,
-    put_meta_u64, put_msg, schema_key, schema_prefix,
+    CONSENTS, DATASETS, Db, GRANTS, MEMBERS, META, META_CONFIG, META_CONFIG_PENDING, META_CONFIG_VERSION,
+    META_NEXT_GRANT, SCHEMAS, put_meta_u64, put_msg, schema_key, schema_prefix,
 };
 use crate::error::{CatalogError, Result};
 use crate::log::{AccessLog, Staged};
@@ -341,8 +341,15 @@ impl Catalog {
         affects_config: bool,
         change: impl FnOnce(&mut WriteBatch) -> Result<()>,
     ) -> Result<()> {
+        // A change committed earlier whose publication failed goes out first.
+        self.publish_pending()?;
         let mut batch = WriteBatch::new();
         change(&mut batch)?;
+        if affects_config {
+            // The change and the duty to publish it commit together: if the publication
+            // below fails, the next change, a retried call or the next start publishes it.
+            put_meta_u64(&mut batch, META_CONFIG_PENDING, 1);
+        }
         let first = self.log.next_sequence(&self.db, &self.settings.catalog_id)?;
         for (seq, e) in (first..).zip(events.iter_mut()) {
             e.recorder = self.settings.catalog_id.clone();
@@ -356,6 +363,13 @@ impl Catalog {
             self.publish_config()?;
         }
         Ok(())
+    }
+
+    /// Publishes the configuration if a committed change is still unpublished (writer lock
+    /// held). A retried revocation calls it, so that the retry publishes what the first call
+    /// committed.
+    fn publish_pending(&self) -> Result<()> {
+        if self.db.meta_u64(META_CONFIG_PENDING)? != 0 { self.publish_config() } else { Ok(()) }
     }
 
     /// Builds, signs, stores and broadcasts a new configuration version (writer lock held).
@@ -412,6 +426,7 @@ impl Catalog {
         };
         let mut batch = WriteBatch::new();
         put_meta_u64(&mut batch, META_CONFIG_VERSION, version);
+        put_meta_u64(&mut batch, META_CONFIG_PENDING, 0);
         batch.put(META, META_CONFIG.to_vec(), signed.encode_to_vec());
         self.db.commit(batch)?;
         self.config_tx.send_replace(Arc::new(signed));
@@ -894,6 +909,12 @@ impl Catalog {
                         grant.requester, dataset.provider, grant.id
                     )));
                 }
+                if status == GrantStatus::Revoked {
+                    // A retry of a revocation: answered as done, and published if the first
+                    // call's publication failed.
+                    self.publish_pending()?;
+                    return Ok(grant);
+                }
                 if !matches!(status, GrantStatus::Pending | GrantStatus::Approved) {
                     return Err(CatalogError::precondition(
                         ReasonCode::InvalidState,
@@ -1101,6 +1122,8 @@ impl Catalog {
             return Err(CatalogError::RoleRequired { needed: "portal", caller: caller.dept.clone() });
         }
         if consent.revoked_at_unix_ms != 0 {
+            // A retry: published if the first call's publication failed.
+            self.publish_pending()?;
             return Ok(consent);
         }
         consent.revoked_at_unix_ms = now_ms();

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use exchange_catalog::config::{CatalogConfig, CatalogConfigFile, TlsSection, write_secret, write_signing_key};
-use exchange_catalog::server::{RunningCatalog, start};
+use exchange_catalog::server::{RunningCatalog, start, start_with_store};
 use exchange_core::checkpoint::{NoteVerifier, open_checkpoint};
 use exchange_core::digest::verify_config;
 use exchange_core::merkle::{Hash, leaf_hash, verify_consistency, verify_inclusion};
@@ -426,8 +426,17 @@ async fn the_catalog_end_to_end() {
         .expect("revoke")
         .into_inner();
     assert_eq!(revoked.status, GrantStatus::Revoked as i32);
-    let err =
-        psb.revoke_grant(DecideGrantRequest { grant_id: second.id, note: String::new() }).await.expect_err("twice");
+    // A second revocation is a retry: answered as done (and publishing, had the first failed).
+    let again = psb
+        .revoke_grant(DecideGrantRequest { grant_id: second.id, note: String::new() })
+        .await
+        .expect("twice")
+        .into_inner();
+    assert_eq!(again.status, GrantStatus::Revoked as i32);
+    let err = psb
+        .revoke_grant(DecideGrantRequest { grant_id: rejected.id.clone(), note: String::new() })
+        .await
+        .expect_err("a rejected grant");
     assert_refused(&err, Code::FailedPrecondition, ReasonCode::InvalidState, "nothing to revoke");
 
     // Digest key only for departments that provide personal data.
@@ -693,4 +702,66 @@ async fn wait_for_config(
     })
     .await
     .expect("the change reached the watcher within 5 seconds")
+}
+
+/// A committed revocation is always published: when the publication's write fails after the
+/// change's, the revocation is answered with an error, the old configuration stays the one
+/// watchers hold, and the retried revocation publishes it (it does not answer "nothing to
+/// revoke" while nodes keep serving the grant).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_whose_publication_failed_is_published_by_its_retry() {
+    let fed = Federation::new();
+    let config = fed.config();
+    let store = exchange_store::FailingStore::new(
+        exchange_store::RocksStore::open(&config.data_dir, exchange_catalog::db::TABLES).expect("open store"),
+    );
+    let faults = store.faults();
+    let running = start_with_store(config, std::sync::Arc::new(store)).await.expect("start catalog");
+    let mut op = fed.client(&running, OPERATOR).await;
+    let mut psb = fed.client(&running, PSB).await;
+    let mut hcb = fed.client(&running, HCB).await;
+    setup_members(&mut op).await;
+    op.register_schema(RegisterSchemaRequest { definition_json: POPULATION.into() }).await.expect("schema");
+    psb.publish_dataset(PublishDatasetRequest { dataset: Some(population_dataset()) }).await.expect("dataset");
+    let grant = hcb
+        .apply_grant(ApplyGrantRequest {
+            dataset: format!("{PSB}/population"),
+            purposes: vec!["SZ-HCB-ZLBA-001".into()],
+            fields: vec!["status".into()],
+            consent_required: false,
+            rate_limit_per_minute: 60,
+            expires_at_unix_ms: 0,
+            legal_basis: "《深圳市房屋租赁管理条例》".into(),
+            service_item: "房屋租赁登记备案".into(),
+        })
+        .await
+        .expect("apply")
+        .into_inner();
+    psb.approve_grant(DecideGrantRequest { grant_id: grant.id.clone(), note: String::new() }).await.expect("approve");
+    let mut watch =
+        hcb.watch_federation_config(GetFederationConfigRequest::default()).await.expect("watch").into_inner();
+    let before = wait_for_config(&mut watch, |c| c.grants.iter().any(|g| g.id == grant.id)).await;
+
+    // The revocation's own write passes, its publication's write fails.
+    faults.fail_writes_after(1);
+    let err = psb
+        .revoke_grant(DecideGrantRequest { grant_id: grant.id.clone(), note: "case closed".into() })
+        .await
+        .expect_err("the publication failed");
+    assert!(matches!(err.code(), Code::Internal | Code::Unavailable), "{err:?}");
+    let held = psb.get_federation_config(GetFederationConfigRequest::default()).await.expect("config").into_inner();
+    let held = FederationConfig::decode(held.body.as_slice()).expect("decode");
+    assert_eq!(held.version, before.version, "nothing new was published");
+
+    // The retry publishes the committed revocation and answers it as done.
+    faults.clear();
+    let retried = psb
+        .revoke_grant(DecideGrantRequest { grant_id: grant.id.clone(), note: "case closed".into() })
+        .await
+        .expect("the retry succeeds")
+        .into_inner();
+    assert_eq!(retried.status, GrantStatus::Revoked as i32);
+    let after = wait_for_config(&mut watch, |c| !c.grants.iter().any(|g| g.id == grant.id)).await;
+    assert!(after.version > before.version);
+    running.stop().await.expect("stop");
 }
