@@ -506,6 +506,10 @@ impl Catalog {
             put_msg(b, MEMBERS, m.dept_id.as_bytes().to_vec(), &m);
             Ok(())
         })?;
+        if r.replace_cert_fingerprints {
+            // A stream opened with a certificate no longer listed must not go on.
+            self.reset_streams(&m.dept_id);
+        }
         Ok(m)
     }
 
@@ -524,6 +528,8 @@ impl Catalog {
             put_msg(b, MEMBERS, m.dept_id.as_bytes().to_vec(), &m);
             Ok(())
         })?;
+        // A suspended member's open watch streams end now; reconnecting is refused.
+        self.reset_streams(&m.dept_id);
         Ok(m)
     }
 

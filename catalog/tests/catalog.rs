@@ -765,3 +765,34 @@ async fn a_revocation_whose_publication_failed_is_published_by_its_retry() {
     assert!(after.version > before.version);
     running.stop().await.expect("stop");
 }
+
+/// A suspended member's watch stream ends at once (it does not go on receiving the
+/// federation's configurations), and reconnecting is refused MEMBER_SUSPENDED.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_members_watch_stream_ends() {
+    let fed = Federation::new();
+    let running = start(fed.config()).await.expect("start catalog");
+    let mut op = fed.client(&running, OPERATOR).await;
+    setup_members(&mut op).await;
+    let mut amr = fed.client(&running, AMR).await;
+    let mut watch =
+        amr.watch_federation_config(GetFederationConfigRequest::default()).await.expect("watch").into_inner();
+    watch.message().await.expect("first message").expect("the current configuration");
+    op.suspend_member(SuspendMemberRequest { dept_id: AMR.into(), reason: "audit finding".into() })
+        .await
+        .expect("suspend");
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match watch.message().await {
+                Ok(Some(_)) => continue,
+                Ok(None) | Err(_) => return,
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the suspended member's stream is still open after 5 seconds");
+    let mut again = fed.client(&running, AMR).await;
+    let err = again.watch_federation_config(GetFederationConfigRequest::default()).await.expect_err("suspended");
+    assert_refused(&err, Code::PermissionDenied, ReasonCode::MemberSuspended, AMR);
+    running.stop().await.expect("stop");
+}
