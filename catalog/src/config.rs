@@ -32,6 +32,11 @@ pub struct CatalogConfigFile {
     /// Consent token lifetime in seconds (default 300, at most 3600).
     #[serde(default = "default_token_lifetime")]
     pub token_lifetime_secs: u64,
+    /// How often the catalog re-signs the configuration with a fresh `issued_at` when nothing
+    /// changed, in seconds (default 30). Nodes count their configuration's age from the newest
+    /// signed `issued_at`, so this must be well below every node's `config_max_age_secs`.
+    #[serde(default = "default_heartbeat")]
+    pub config_heartbeat_secs: u64,
     /// TLS files.
     pub tls: TlsSection,
     /// The catalog's Ed25519 signing key (PKCS#8 PEM): signs the configuration, consent
@@ -46,6 +51,10 @@ pub struct CatalogConfigFile {
 
 fn default_token_lifetime() -> u64 {
     DEFAULT_TOKEN_LIFETIME_SECS
+}
+
+fn default_heartbeat() -> u64 {
+    30
 }
 
 /// TLS files of a daemon.
@@ -85,6 +94,8 @@ pub struct CatalogConfig {
     pub log_origin: String,
     /// Token lifetime, seconds.
     pub token_lifetime_secs: i64,
+    /// The configuration's re-signing interval.
+    pub config_heartbeat: std::time::Duration,
     /// TLS identity.
     pub tls: LoadedIdentity,
     /// Signing key.
@@ -130,11 +141,15 @@ impl CatalogConfig {
             data_dir,
             log_origin,
             token_lifetime_secs,
+            config_heartbeat_secs,
             tls,
             signing_key,
             subject_digest_key,
             bootstrap_members,
         } = file;
+        if !(1..=3600).contains(&config_heartbeat_secs) {
+            bail!("setting config_heartbeat_secs: {config_heartbeat_secs} is outside 1..=3600");
+        }
         let catalog_id = DeptId::parse(&catalog_id).map_err(|e| anyhow::anyhow!("setting catalog_id: {e}"))?;
         let listen: SocketAddr = listen
             .parse()
@@ -178,6 +193,7 @@ impl CatalogConfig {
             data_dir: resolve(base, &data_dir),
             log_origin,
             token_lifetime_secs: i64::try_from(token_lifetime_secs).unwrap_or(300),
+            config_heartbeat: std::time::Duration::from_secs(config_heartbeat_secs),
             tls,
             signing_key,
             subject_digest_key,

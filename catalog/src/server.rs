@@ -26,12 +26,14 @@ pub struct RunningCatalog {
     shutdown: Option<oneshot::Sender<()>>,
     stopping: tokio::sync::watch::Sender<bool>,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
+    heartbeat: JoinHandle<()>,
 }
 
 impl RunningCatalog {
     /// Stops serving and waits for the server to end.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         self.stopping.send_replace(true);
+        self.heartbeat.abort();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -106,6 +108,26 @@ pub async fn start_with_store(config: CatalogConfig, store: Arc<dyn KvStore>) ->
             })
             .await
     });
+    let heartbeat = tokio::spawn(heartbeat(catalog.clone(), config.config_heartbeat));
     tracing::info!(%addr, "catalog serving");
-    Ok(RunningCatalog { addr, catalog, shutdown: Some(tx), stopping, task })
+    Ok(RunningCatalog { addr, catalog, shutdown: Some(tx), stopping, task, heartbeat })
+}
+
+/// Re-signs the configuration every `every` (see [`Catalog::heartbeat`]); a failure is
+/// logged and retried at the next tick (nodes go stale only if it keeps failing).
+async fn heartbeat(catalog: Arc<Catalog>, every: std::time::Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        let catalog = catalog.clone();
+        match tokio::task::spawn_blocking(move || catalog.heartbeat()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "the configuration could not be re-signed; retrying at the next tick")
+            }
+            Err(e) => tracing::warn!(error = %e, "the re-signing task failed"),
+        }
+    }
 }

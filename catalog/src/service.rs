@@ -372,6 +372,33 @@ impl Catalog {
         if self.db.meta_u64(META_CONFIG_PENDING)? != 0 { self.publish_config() } else { Ok(()) }
     }
 
+    /// The heartbeat: re-signs the current configuration with a fresh `issued_at`, same
+    /// version and content, and broadcasts it. Nodes count their configuration's age from the
+    /// newest signed `issued_at`, so a catalog that stalls, or anyone replaying old copies,
+    /// leads to CONFIG_STALE after the maximum age, as an outage does. An unpublished change
+    /// is published first (as a new version).
+    pub fn heartbeat(&self) -> Result<()> {
+        let _w = self.lock();
+        if self.db.meta_u64(META_CONFIG_PENDING)? != 0 {
+            return self.publish_config();
+        }
+        let current = self.config_tx.borrow().clone();
+        let mut body = FederationConfig::decode(current.body.as_slice())
+            .map_err(|e| CatalogError::Internal(format!("stored configuration does not decode: {e}")))?;
+        body.issued_at_unix_ms = now_ms().max(body.issued_at_unix_ms + 1);
+        let body = body.encode_to_vec();
+        let signed = SignedFederationConfig {
+            signature: sign_config(&self.signing_key, &body).to_vec(),
+            key_id: current.key_id.clone(),
+            body,
+        };
+        let mut batch = WriteBatch::new();
+        batch.put(META, META_CONFIG.to_vec(), signed.encode_to_vec());
+        self.db.commit(batch)?;
+        self.config_tx.send_replace(Arc::new(signed));
+        Ok(())
+    }
+
     /// Builds, signs, stores and broadcasts a new configuration version (writer lock held).
     fn publish_config(&self) -> Result<()> {
         let now = now_ms();

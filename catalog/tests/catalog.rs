@@ -74,6 +74,7 @@ impl Federation {
             data_dir: PathBuf::from("data"),
             log_origin: ORIGIN.into(),
             token_lifetime_secs: 120,
+            config_heartbeat_secs: 1,
             tls: TlsSection {
                 ca_cert: "pki/ca.crt".into(),
                 cert: "pki/catalog.crt".into(),
@@ -711,7 +712,9 @@ async fn wait_for_config(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_whose_publication_failed_is_published_by_its_retry() {
     let fed = Federation::new();
-    let config = fed.config();
+    let mut config = fed.config();
+    // No heartbeat writes in between: the injected failure must hit the publication.
+    config.config_heartbeat = Duration::from_secs(3600);
     let store = exchange_store::FailingStore::new(
         exchange_store::RocksStore::open(&config.data_dir, exchange_catalog::db::TABLES).expect("open store"),
     );
@@ -794,5 +797,34 @@ async fn a_suspended_members_watch_stream_ends() {
     let mut again = fed.client(&running, AMR).await;
     let err = again.watch_federation_config(GetFederationConfigRequest::default()).await.expect_err("suspended");
     assert_refused(&err, Code::PermissionDenied, ReasonCode::MemberSuspended, AMR);
+    running.stop().await.expect("stop");
+}
+
+/// While nothing changes, the catalog re-signs the configuration (same version, same content,
+/// a newer `issued_at`), so that nodes can tell a live catalog from a stalled one by the
+/// signature alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configuration_is_re_signed_while_nothing_changes() {
+    let fed = Federation::new();
+    let running = start(fed.config()).await.expect("start catalog");
+    let mut op = fed.client(&running, OPERATOR).await;
+    let mut watch =
+        op.watch_federation_config(GetFederationConfigRequest::default()).await.expect("watch").into_inner();
+    let signed = watch.message().await.expect("stream").expect("the current configuration");
+    let first = FederationConfig::decode(signed.body.as_slice()).expect("decode");
+    let heartbeat = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let signed = watch.message().await.expect("stream").expect("open");
+            let config = FederationConfig::decode(signed.body.as_slice()).expect("decode");
+            if config.issued_at_unix_ms > first.issued_at_unix_ms {
+                return (signed, config);
+            }
+        }
+    })
+    .await;
+    let (signed, config) = heartbeat.expect("a re-signed configuration within 10 seconds (the heartbeat is 1 s)");
+    verify_config(&fed.catalog_key, &signed.body, &signed.signature).expect("signed by the catalog");
+    assert_eq!(config.version, first.version, "a heartbeat is not a new version");
+    assert_eq!(FederationConfig { issued_at_unix_ms: first.issued_at_unix_ms, ..config }, first, "nor new content");
     running.stop().await.expect("stop");
 }

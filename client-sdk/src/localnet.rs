@@ -221,11 +221,16 @@ impl Localnet {
             &dir.join("catalog.toml"),
             &format!(
                 "catalog_id = \"{CATALOG_ID}\"\nlisten = \"127.0.0.1:{catalog_port}\"\ndata_dir = \"catalog-data\"\n\
-                 log_origin = \"{LOG_ORIGIN}\"\ntoken_lifetime_secs = {}\nsigning_key = \"keys/catalog-signing.pem\"\n\
+                 log_origin = \"{LOG_ORIGIN}\"\ntoken_lifetime_secs = {}\nconfig_heartbeat_secs = {}\n\
+                 signing_key = \"keys/catalog-signing.pem\"\n\
                  subject_digest_key = \"keys/subject-digest.key\"\n\n[tls]\nca_cert = \"pki/ca.crt\"\n\
                  cert = \"pki/{CATALOG_ID}.crt\"\nkey = \"pki/{CATALOG_ID}.key\"\n\n[[bootstrap_members]]\n\
                  dept_id = \"{}\"\nname = \"{}\"\nroles = [\"operator\"]\n",
-                options.token_lifetime_secs, operator.dept_id, operator.name
+                options.token_lifetime_secs,
+                // Re-signed well within the nodes' maximum age (see the catalog's heartbeat).
+                (options.config_max_age_secs / 3).clamp(1, 30),
+                operator.dept_id,
+                operator.name
             ),
         )?;
         for member in &everyone {

@@ -53,6 +53,7 @@ impl Federation {
             data_dir: dir.path().join("catalog"),
             log_origin: ORIGIN.into(),
             token_lifetime_secs: 300,
+            config_heartbeat: std::time::Duration::from_secs(5),
             tls,
             signing_key: signing_key.clone(),
             subject_digest_key: [7; 32],
