@@ -44,8 +44,6 @@ pub const TABLES: &[&str] = &[RECORDS, LICENCES, HOLDERS, ACCESS_LOG, META, STAG
 pub const META_LAST_SHIPPED: &[u8] = b"log/last_shipped";
 /// Meta key: the cached signed federation configuration.
 pub const META_CONFIG: &[u8] = b"config/signed";
-/// Meta key: when the cached configuration was last confirmed (Unix ms).
-pub const META_CONFIG_CONFIRMED: &[u8] = b"config/confirmed_ms";
 /// Meta key: the subject digest key (protobuf `SubjectDigestKey`).
 pub const META_DIGEST_KEY: &[u8] = b"digest/key";
 /// Meta key prefix: import commit markers, by import token.

@@ -3,13 +3,17 @@
 //! A background task watches `WatchFederationConfig`; each version is verified with the
 //! pinned catalog key (a version that does not verify is refused and the old one kept),
 //! decoded, turned into an immutable [`Snapshot`] and swapped in, and its signed bytes are
-//! stored so that a restart serves from the cached verified copy. Freshness: the time of the
-//! last confirmation is advanced whenever a version arrives and every second while the
-//! stream is connected; queries are refused (UNAVAILABLE / CONFIG_STALE) once it is older
-//! than the configured maximum age.
+//! stored so that a restart serves from the cached verified copy.
+//!
+//! Freshness comes from signatures, never from an open stream: the configuration's age is
+//! counted from the signed `issued_at` of the newest verified configuration the node holds
+//! (the catalog re-signs it to keep nodes fresh), and queries are refused (UNAVAILABLE /
+//! CONFIG_STALE) once it is older than the configured maximum age, whether the catalog is
+//! away, stalled or impersonated. No rollback: a configuration whose version or `issued_at` is
+//! older than the one held (also the cached one, after a restart) is refused and the held one
+//! kept, and so is one issued further in the future than [`MAX_CLOCK_SKEW_MS`].
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -27,8 +31,57 @@ use exchange_store::{Durability, KvStore, WriteBatch};
 use prost::Message;
 use tonic::transport::Channel;
 
-use crate::db::{META, META_CONFIG, META_CONFIG_CONFIRMED, META_DIGEST_KEY, put_meta_u64};
+use crate::db::{META, META_CONFIG, META_DIGEST_KEY};
 use crate::error::NodeError;
+
+/// How far in the future a configuration's `issued_at` may be (clock skew between the
+/// catalog and the node); beyond it the configuration is refused, so that a configuration
+/// dated ahead cannot stay fresh for longer than the maximum age.
+pub const MAX_CLOCK_SKEW_MS: i64 = 60_000;
+
+/// How a verified configuration relates to the one held.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Succession {
+    /// None is held, or it is a newer version: taken.
+    Newer,
+    /// The same version re-signed later (a heartbeat): taken, the age starts again.
+    Resigned,
+    /// The very configuration held (same version and `issued_at`): nothing to do.
+    Same,
+}
+
+/// Decides whether `next` may replace `held` at `now_ms`: never an older version or an older
+/// `issued_at` (rollback), never one issued more than [`MAX_CLOCK_SKEW_MS`] ahead. The
+/// refusal says why, for the daemon's log.
+pub fn succession(held: Option<&Snapshot>, next: &Snapshot, now_ms: i64) -> Result<Succession, String> {
+    if next.issued_at_ms > now_ms.saturating_add(MAX_CLOCK_SKEW_MS) {
+        return Err(format!(
+            "configuration version {} is issued {} ms in the future, more than the {MAX_CLOCK_SKEW_MS} ms of clock skew allowed",
+            next.version,
+            next.issued_at_ms - now_ms
+        ));
+    }
+    let Some(held) = held else { return Ok(Succession::Newer) };
+    if next.version < held.version {
+        return Err(format!(
+            "configuration version {} is older than version {} held (rollback)",
+            next.version, held.version
+        ));
+    }
+    if next.issued_at_ms < held.issued_at_ms {
+        return Err(format!(
+            "configuration version {} is issued at {} ms, before the {} ms of the one held (rollback)",
+            next.version, next.issued_at_ms, held.issued_at_ms
+        ));
+    }
+    Ok(if next.version > held.version {
+        Succession::Newer
+    } else if next.issued_at_ms > held.issued_at_ms {
+        Succession::Resigned
+    } else {
+        Succession::Same
+    })
+}
 
 /// An immutable, verified federation configuration.
 pub struct Snapshot {
@@ -116,35 +169,25 @@ pub struct FedState {
     pinned: VerifyingKey,
     max_age_ms: i64,
     current: RwLock<Option<Arc<Snapshot>>>,
-    last_confirmed_ms: AtomicI64,
     digester: RwLock<Option<SubjectDigester>>,
 }
 
 impl FedState {
     /// An empty state trusting `pinned`.
     pub fn new(pinned: VerifyingKey, max_age_ms: i64) -> Self {
-        Self {
-            pinned,
-            max_age_ms,
-            current: RwLock::new(None),
-            last_confirmed_ms: AtomicI64::new(0),
-            digester: RwLock::new(None),
-        }
+        Self { pinned, max_age_ms, current: RwLock::new(None), digester: RwLock::new(None) }
     }
 
-    /// Loads the cached configuration and digest key from the store (at start).
+    /// Loads the cached configuration and digest key from the store (at start). The cached
+    /// configuration is verified again, and then it is the one every later configuration is
+    /// compared with (no rollback across a restart); its age is counted from its `issued_at`.
     pub fn load_cached(&self, store: &dyn KvStore) -> Result<(), NodeError> {
         if let Some(bytes) = store.get(META, META_CONFIG)? {
             let signed = SignedFederationConfig::decode(bytes.as_slice())?;
             match Snapshot::from_signed(&self.pinned, &signed) {
                 Ok(snapshot) => {
-                    let confirmed = match store.get(META, META_CONFIG_CONFIRMED)? {
-                        Some(b) => exchange_store::keys::decode_u64(&b).unwrap_or(0),
-                        None => 0,
-                    };
                     tracing::info!(version = snapshot.version, "serving from the cached federation configuration");
                     self.swap(snapshot);
-                    self.last_confirmed_ms.store(i64::try_from(confirmed).unwrap_or(0), Ordering::SeqCst);
                 }
                 Err(e) => tracing::warn!(error = %e, "cached federation configuration refused"),
             }
@@ -168,9 +211,20 @@ impl FedState {
         }
     }
 
-    /// Marks the configuration as confirmed now.
-    pub fn confirm(&self, now_ms: i64) {
-        self.last_confirmed_ms.fetch_max(now_ms, Ordering::SeqCst);
+    /// Offers a verified configuration at `now_ms`: taken when [`succession`] allows it (the
+    /// caller stores it first), refused otherwise with the held one kept.
+    pub fn offer(&self, snapshot: Snapshot, now_ms: i64) -> Result<Succession, String> {
+        let mut guard = self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let step = succession(guard.as_deref(), &snapshot, now_ms)?;
+        if step != Succession::Same {
+            *guard = Some(Arc::new(snapshot));
+        }
+        Ok(step)
+    }
+
+    /// Checks, without taking it, whether a verified configuration may follow the one held.
+    pub fn may_follow(&self, snapshot: &Snapshot, now_ms: i64) -> Result<Succession, String> {
+        succession(self.current().as_deref(), snapshot, now_ms)
     }
 
     /// The current snapshot if any (fresh or not).
@@ -178,9 +232,9 @@ impl FedState {
         self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
-    /// Age of the configuration in ms (None when there is none).
+    /// Age of the configuration in ms, from its signed `issued_at` (None when there is none).
     pub fn age_ms(&self, now_ms: i64) -> Option<i64> {
-        self.current().map(|_| now_ms - self.last_confirmed_ms.load(Ordering::SeqCst))
+        self.current().map(|s| now_ms.saturating_sub(s.issued_at_ms))
     }
 
     /// The current snapshot, refused when missing or older than the maximum age.
@@ -189,10 +243,10 @@ impl FedState {
         let snapshot = self.current().ok_or_else(|| {
             stale("the node holds no federation configuration yet: the catalog has not been reached".into())
         })?;
-        let age = now_ms - self.last_confirmed_ms.load(Ordering::SeqCst);
+        let age = now_ms.saturating_sub(snapshot.issued_at_ms);
         if age > self.max_age_ms {
             return Err(stale(format!(
-                "the node's federation configuration was last confirmed {} s ago, more than the {} s allowed: the catalog is unreachable, retry later",
+                "the node's federation configuration was issued {} s ago, more than the {} s allowed, and no newer one has arrived from the catalog: retry later",
                 age / 1000,
                 self.max_age_ms / 1000
             )));
@@ -261,8 +315,6 @@ impl Watcher {
             Err(s) => tracing::warn!(error = %s.message(), "subject digest key not fetched"),
         }
         let mut published = false;
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        let mut ticks: u64 = 0;
         loop {
             tokio::select! {
                 msg = stream.message() => {
@@ -279,18 +331,6 @@ impl Watcher {
                 }
                 _ = self.node.datasets_changed.notified(), if published => {
                     self.publish_datasets(&mut client).await;
-                }
-                _ = tick.tick() => {
-                    if self.state.current().is_some() {
-                        let now = now_ms();
-                        self.state.confirm(now);
-                        ticks += 1;
-                        if ticks.is_multiple_of(30) {
-                            let mut batch = WriteBatch::new();
-                            put_meta_u64(&mut batch, META_CONFIG_CONFIRMED, u64::try_from(now).unwrap_or(0));
-                            self.write(batch).await?;
-                        }
-                    }
                 }
             }
         }
@@ -311,29 +351,30 @@ impl Watcher {
     }
 
     async fn accept(&self, signed: SignedFederationConfig) -> Result<(), String> {
-        match Snapshot::from_signed(&self.state.pinned, &signed) {
-            Ok(snapshot) => {
-                let version = snapshot.version;
-                if let Some(old) = self.state.current()
-                    && old.version > version
-                {
-                    tracing::warn!(version, held = old.version, "older configuration version ignored");
-                    self.state.confirm(now_ms());
-                    return Ok(());
-                }
-                let now = now_ms();
-                let mut batch = WriteBatch::new();
-                batch.put(META, META_CONFIG.to_vec(), signed.encode_to_vec());
-                put_meta_u64(&mut batch, META_CONFIG_CONFIRMED, u64::try_from(now).unwrap_or(0));
-                self.write(batch).await?;
-                self.state.swap(snapshot);
-                self.state.confirm(now);
-                tracing::info!(version, "federation configuration accepted");
-                Ok(())
-            }
+        let snapshot = match Snapshot::from_signed(&self.state.pinned, &signed) {
+            Ok(snapshot) => snapshot,
             Err(e) => {
                 tracing::error!(error = %e, "federation configuration refused, keeping the previous one");
-                Err(e)
+                return Err(e);
+            }
+        };
+        let version = snapshot.version;
+        match self.state.may_follow(&snapshot, now_ms()) {
+            Err(e) => {
+                // A rollback or a configuration dated ahead: the held one stays, and ages.
+                tracing::error!(error = %e, "federation configuration refused, keeping the previous one");
+                Ok(())
+            }
+            Ok(Succession::Same) => Ok(()),
+            Ok(_) => {
+                let mut batch = WriteBatch::new();
+                batch.put(META, META_CONFIG.to_vec(), signed.encode_to_vec());
+                self.write(batch).await?;
+                match self.state.offer(snapshot, now_ms()) {
+                    Ok(step) => tracing::info!(version, ?step, "federation configuration accepted"),
+                    Err(e) => tracing::error!(error = %e, "federation configuration refused, keeping the previous one"),
+                }
+                Ok(())
             }
         }
     }

@@ -7,9 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use ed25519_dalek::SigningKey;
 use exchange_core::digest::{key_id, sign_digest};
-use exchange_core::ident::{
-    DatasetId, LicenceId, PurposeCode, Reason, SubjectId, SubjectKind, TraceId, find_identifier,
-};
+use exchange_core::ident::{DatasetId, LicenceId, PurposeCode, Reason, SubjectId, TraceId, find_identifier};
 use exchange_core::policy::RateState;
 use exchange_core::schema::{ClaimMatch, Schema};
 use exchange_core::token::VerifiedConsent;
@@ -102,22 +100,17 @@ answer!(LicenceAnswer, VerifyLicenceAnswer, ListLicencesAnswer, RecordAnswer, Ma
 
 /// The proto form of a subject.
 pub fn subject_proto(s: &SubjectId) -> Subject {
-    let kind = match s.kind() {
-        SubjectKind::Person => exchange_proto::v1::SubjectKind::Person,
-        SubjectKind::Organisation => exchange_proto::v1::SubjectKind::Organisation,
-    };
-    Subject { kind: kind as i32, id: s.as_str().to_string() }
+    exchange_proto::subject::to_proto(s)
 }
 
 /// Parses a subject of a request; `field` names it in errors.
 pub fn parse_subject(field: &str, s: Option<&Subject>) -> Result<SubjectId> {
-    let s = s.ok_or_else(|| NodeError::bad_request(field, "is required"))?;
-    let kind = match exchange_proto::v1::SubjectKind::try_from(s.kind) {
-        Ok(exchange_proto::v1::SubjectKind::Person) => SubjectKind::Person,
-        Ok(exchange_proto::v1::SubjectKind::Organisation) => SubjectKind::Organisation,
-        _ => return Err(NodeError::bad_request(format!("{field}.kind"), "must be PERSON or ORGANISATION")),
-    };
-    SubjectId::parse(kind, &s.id).map_err(|e| NodeError::bad_ident(format!("{field}.id"), e))
+    use exchange_proto::subject::{SubjectError, parse};
+    parse(s).map_err(|e| match e {
+        SubjectError::Missing => NodeError::bad_request(field, e.to_string()),
+        SubjectError::Kind => NodeError::bad_request(format!("{field}.kind"), e.to_string()),
+        SubjectError::Id(e) => NodeError::bad_ident(format!("{field}.id"), e),
+    })
 }
 
 /// Today's date (`YYYY-MM-DD`) in China Standard Time (UTC+8), the calendar of licence
@@ -885,13 +878,8 @@ fn licence_proto(
     let shown = |s: &str| if numbered { s.to_string() } else { String::new() };
     Licence {
         licence_id: shown(id),
-        holder: show_holder.then(|| Subject {
-            kind: match l.holder_kind {
-                SubjectKind::Person => exchange_proto::v1::SubjectKind::Person as i32,
-                SubjectKind::Organisation => exchange_proto::v1::SubjectKind::Organisation as i32,
-            },
-            id: l.holder_id.clone(),
-        }),
+        holder: show_holder
+            .then(|| Subject { kind: exchange_proto::subject::kind_number(l.holder_kind), id: l.holder_id.clone() }),
         status: standing(status),
         valid_from: shown(&l.valid_from),
         valid_until: shown(&l.valid_until),

@@ -12,6 +12,7 @@ pub mod v1 {
 }
 
 pub mod canonical;
+pub mod subject;
 
 /// The encoded `FileDescriptorSet` of the contract, for gRPC reflection
 /// (`tonic-reflection`) so that generic clients such as `grpcurl` work.

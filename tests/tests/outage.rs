@@ -26,6 +26,12 @@ async fn nodes_serve_from_cache_then_refuse_and_catch_up_after_the_outage() {
     fed.net.wait_for_shipping().await.must("shipped before");
     let before = auditor.verified_tree_head(None).await.must("tree head before");
 
+    // The nodes count the age of their configuration from its signed `issued_at`: a change
+    // of the configuration (a revoked consent) just before the outage starts its age afresh.
+    let (spare, _) =
+        fed.consent_token(HCB, &fed.citizen(5)["id_number"], &[POPULATION], &["name"], RENTAL, POPULATION).await;
+    hcb.revoke_consent(&spare.id, "outage suite").await.must("revoke a spare consent");
+    fed.net.wait_for_configuration().await.must("nodes take the new configuration");
     fed.net.kill(CATALOG).await.must("stop the catalog");
     // Served from the cached configuration, signed answers as ever.
     hcb.run_query(record_query(&landlord_id, &["name"], &token, "during")).await.must("served during the outage");

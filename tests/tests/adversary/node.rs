@@ -501,6 +501,32 @@ async fn matching_cannot_be_turned_into_a_search() {
     let again = match_results(hcb.run_query(match_query(&id, &[("name", &wrong[1])], &token, "match-again")).await);
     assert_eq!(again, [MatchResult::NoMatch as i32]);
 
+    // Every batch item counts: four distinct values for another citizen in one batch, the
+    // fourth item refused.
+    let other = fed.citizen(4).clone();
+    let (_, other_token) =
+        fed.consent_token(HCB, &other["id_number"], &[POPULATION], &["name"], RENTAL, POPULATION).await;
+    let items = ["甲", "乙", "丙", "丁"]
+        .iter()
+        .map(|s| MatchItem {
+            subject: person(&other["id_number"]),
+            claims: vec![ClaimedValue { name: "name".into(), value: format!("{}{s}", other["name"]) }],
+            consent_token: other_token.clone(),
+        })
+        .collect();
+    let batch = hcb
+        .batch_match_records(BatchMatchRecordsRequest {
+            context: ctx(RENTAL, "match-batch"),
+            dataset: POPULATION.into(),
+            items,
+        })
+        .await
+        .must("a batch of matches");
+    let outcomes: Vec<Result<i32, Option<ReasonCode>>> =
+        batch.iter().map(|r| r.as_ref().map(|a| a.answer().matches[0].result).map_err(|e| e.reason())).collect();
+    let no = Ok(MatchResult::NoMatch as i32);
+    assert_eq!(outcomes, [no, no, no, Err(Some(ReasonCode::MatchLimit))]);
+
     // The log: the refusals with their reasons and no field; no name in clear anywhere.
     for (trace, reason) in [
         ("match-31", ReasonCode::MalformedRequest),
@@ -518,7 +544,7 @@ async fn matching_cannot_be_turned_into_a_search() {
     assert_eq!(tries.len(), 3);
     assert!(tries.iter().all(|e| e.outcome == Outcome::Served as i32 && e.fields == ["name"]));
     for entry in fed.whole_log().await {
-        for clear in [&id, &name] {
+        for clear in [&id, &name, &other["id_number"], &other["name"]] {
             assert!(!entry.leaf.windows(clear.len()).any(|w| w == clear.as_bytes()), "in clear at {}", entry.index);
         }
     }
