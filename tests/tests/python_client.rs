@@ -102,7 +102,8 @@ fn canonical_vectors() -> serde_json::Value {
         ],
         ..Default::default()
     };
-    let sig = Some(AnswerSignature { node: "x".into(), key_id: "y".into(), digest: vec![1; 32], signature: vec![2; 64] });
+    let sig =
+        Some(AnswerSignature { node: "x".into(), key_id: "y".into(), digest: vec![1; 32], signature: vec![2; 64] });
     serde_json::Value::Array(vec![
         with_request(
             vector(
@@ -163,7 +164,11 @@ fn canonical_vectors() -> serde_json::Value {
             "GetRecordRequest",
             &record,
         ),
-        vector("get_record, no record", "RecordAnswer", &RecordAnswer { header: header("a", "b", 0), ..Default::default() }),
+        vector(
+            "get_record, no record",
+            "RecordAnswer",
+            &RecordAnswer { header: header("a", "b", 0), ..Default::default() },
+        ),
         with_request(
             vector(
                 "match_record",
