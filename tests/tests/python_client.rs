@@ -2,13 +2,14 @@
 //! real federation: this test starts the federation, writes canonical-form vectors computed
 //! by the Rust implementation, and runs the client's pytest suite with the housing bureau's
 //! profile, a landlord of the demo data and the vectors' file in its environment. The suite
-//! covers the rental filing scenario end to end, a refusal with its reason, tampered answers
+//! covers the rental filing scenario end to end, a verified licence verdict for business
+//! opening, a refusal with its reason, tampered answers
 //! refused by the client's verifier, and the canonical bytes of every answer kind.
 
 use std::path::PathBuf;
 use std::process::Command;
 
-use exchange_client_sdk::localnet::data::HCB;
+use exchange_client_sdk::localnet::data::{GSC, HCB};
 use exchange_proto::canonical::{Asked, SignedAnswer};
 use exchange_proto::v1::*;
 use exchange_tests::*;
@@ -195,6 +196,7 @@ async fn the_python_client_passes_its_suite_against_a_real_federation() {
     let fed = TestFed::start(Setup::default()).await;
     let (landlord, _) = fed.landlord();
     let (id, name, status) = (landlord["id_number"].clone(), landlord["name"].clone(), landlord["status"].clone());
+    let company = fed.data.businesses.iter().find(|b| b["status"] == "active").must("an active company").clone();
     let dir = tempfile::tempdir().must("temporary folder");
     let vectors = dir.path().join("canonical-vectors.json");
     std::fs::write(&vectors, canonical_vectors().to_string()).must("write the canonical vectors");
@@ -211,6 +213,9 @@ async fn the_python_client_passes_its_suite_against_a_real_federation() {
         .env("EXCHANGE_LANDLORD_ID", &id)
         .env("EXCHANGE_LANDLORD_NAME", &name)
         .env("EXCHANGE_LANDLORD_STATUS", &status)
+        .env("EXCHANGE_GSC_PROFILE", fed.net.profile_path(GSC))
+        .env("EXCHANGE_COMPANY_CODE", &company["credit_code"])
+        .env("EXCHANGE_COMPANY_LICENCE", &company["licence_no"])
         .env("EXCHANGE_CANONICAL_VECTORS", &vectors)
         .env("EXCHANGE_PROTO_DIR", root.join("proto"))
         .output()

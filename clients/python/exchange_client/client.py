@@ -280,10 +280,11 @@ def organisation(credit_code: str):
     return common_pb2.Subject(kind=common_pb2.SubjectKind.Value("SUBJECT_KIND_ORGANISATION"), id=credit_code)
 
 
-def face_scan_consent(subject: str, requester: str, datasets, fields, purpose_code: str, application: str, hours=24):
-    """A consent given by face scan in an online service (as the Rust ``face_scan_consent``)."""
+def face_scan_consent(subject, requester: str, datasets, fields, purpose_code: str, application: str, hours=24):
+    """A consent given by face scan in an online service (as the Rust ``face_scan_consent``):
+    ``subject`` is a resident id or a ``Subject``."""
     return catalog_pb2.RecordConsentRequest(
-        subject=person(subject), requester=requester, datasets=list(datasets), fields=list(fields),
+        subject=person(subject) if isinstance(subject, str) else subject, requester=requester, datasets=list(datasets), fields=list(fields),
         purpose_code=purpose_code, expires_at_unix_ms=int(time.time() * 1000) + hours * 3600 * 1000,
         evidence=catalog_pb2.ConsentEvidence(
             method=catalog_pb2.ConsentMethod.Value("CONSENT_METHOD_FACE_SCAN"),

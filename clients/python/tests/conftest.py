@@ -4,6 +4,8 @@
 - ``EXCHANGE_PROFILE``: the housing bureau's connection profile (TOML);
 - ``EXCHANGE_LANDLORD_ID``, ``EXCHANGE_LANDLORD_NAME``, ``EXCHANGE_LANDLORD_STATUS``: a
   landlord of the demo data and the population record's values the tests expect;
+- ``EXCHANGE_GSC_PROFILE``, ``EXCHANGE_COMPANY_CODE``, ``EXCHANGE_COMPANY_LICENCE``: the
+  service centre's profile and an active company with its business licence number;
 - ``EXCHANGE_CANONICAL_VECTORS``: a JSON file of answers encoded by the Rust node's types
   with their canonical bytes.
 
@@ -40,3 +42,16 @@ def landlord():
         "name": env("EXCHANGE_LANDLORD_NAME"),
         "status": env("EXCHANGE_LANDLORD_STATUS"),
     }
+
+
+@pytest.fixture(scope="session")
+def service_centre():
+    from exchange_client import ExchangeClient
+
+    with ExchangeClient.from_profile(env("EXCHANGE_GSC_PROFILE")) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def company():
+    return {"code": env("EXCHANGE_COMPANY_CODE"), "licence": env("EXCHANGE_COMPANY_LICENCE")}

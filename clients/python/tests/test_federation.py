@@ -4,11 +4,13 @@ its reason, and answers with a tampered byte refused by the client's verifier.""
 import pytest
 
 from exchange_client import (
-    Refused, VerificationError, catalog_pb2, face_scan_consent, node_pb2, person, verify_answer,
+    Refused, VerificationError, catalog_pb2, face_scan_consent, node_pb2, organisation, person, verify_answer,
     verify_federation_config,
 )
 
-HCB, PSB = "gov.sz.hcb", "gov.sz.psb"
+HCB, PSB, GSC, AMR = "gov.sz.hcb", "gov.sz.psb", "gov.sz.ft.gsc", "gov.sz.amr"
+BUSINESS_LICENCE = "gov.sz.amr/business-licence"
+OPENING = "SZ-FT-KBQY-001"
 POPULATION = "gov.sz.psb/population"
 RENTAL = "SZ-HCB-ZLBA-001"
 
@@ -124,3 +126,21 @@ def test_a_genuine_answer_to_another_question_is_refused(client, landlord, token
     other = record_request(landlord, token, fields=("name",))
     with pytest.raises(VerificationError, match=r"another question than the one asked \(fields\)"):
         verify_answer(raw, client.expected(other), client.node_key(POPULATION))
+
+
+def test_business_opening_verifies_a_licence_with_the_least_data(service_centre, company):
+    consent = service_centre.record_consent(face_scan_consent(
+        organisation(company["code"]), GSC, [BUSINESS_LICENCE], ["licence_no", "credit_code", "entity_name", "status"],
+        OPENING, "PY-OPENING",
+    ))
+    token = service_centre.consent_token(consent.id, BUSINESS_LICENCE)
+    verified = service_centre.verify_licence(
+        BUSINESS_LICENCE, company["licence"], OPENING, "business opening", holder=organisation(company["code"]),
+        consent_token=token, trace_id="py-verify",
+    )
+    assert verified.node == AMR
+    answer = verified.answer
+    assert node_pb2.Verdict.Name(answer.verdict) == "VERDICT_VALID"
+    assert answer.version >= 1 and list(answer.fields) == []
+    assert answer.question.licence_id == company["licence"]
+    assert answer.question.claimed_holder.id == company["code"]
