@@ -1,4 +1,5 @@
-"""Verification of what the federation sends, as ``client-sdk/src/verify.rs`` does it: the
+"""Verification of what the federation sends, as ``client-sdk/src/verify.rs`` does it
+(strict Ed25519, as ``verify_strict``: small-order keys and R are refused): the
 catalog's signature over the federation configuration (against the pinned catalog key) and
 every node answer's signature (against the node key that configuration gives). Pure
 functions, no I/O. Any mismatch raises :class:`VerificationError`; nothing unverified is
@@ -22,6 +23,56 @@ CONFIG_DOMAIN = b"exchange.v1/federation-config\x00"
 
 class VerificationError(Exception):
     """A signature, digest or binding did not verify: the data must not be used."""
+
+
+# Edwards25519 (RFC 8032), only to tell small-order points: what Rust's `verify_strict`
+# refuses beyond what OpenSSL's Ed25519 verification does (a small-order public key or R).
+_P = 2**255 - 19
+_D = -121665 * pow(121666, -1, _P) % _P
+_SQRT_M1 = pow(2, (_P - 1) // 4, _P)
+
+
+def _decode_point(enc: bytes):
+    y = int.from_bytes(enc, "little") & ((1 << 255) - 1)
+    sign = enc[31] >> 7
+    y %= _P
+    u, v = (y * y - 1) % _P, (_D * y * y + 1) % _P
+    x = (u * pow(v, 3, _P) * pow(u * pow(v, 7, _P), (_P - 5) // 8, _P)) % _P
+    if (v * x * x - u) % _P != 0:
+        x = x * _SQRT_M1 % _P
+        if (v * x * x - u) % _P != 0:
+            return None  # not on the curve
+    if x == 0 and sign:
+        return None
+    if x & 1 != sign:
+        x = _P - x
+    return x, y
+
+
+def _double(pt):
+    x, y = pt
+    t = _D * x * x * y * y % _P
+    return (2 * x * y * pow(1 + t, -1, _P) % _P, (y * y + x * x) * pow(1 - t, -1, _P) % _P)
+
+
+def small_order(enc: bytes) -> bool:
+    """Whether a 32-byte encoding is a point of small order (or no point at all)."""
+    pt = _decode_point(bytes(enc)) if len(enc) == 32 else None
+    if pt is None:
+        return True
+    for _ in range(3):
+        pt = _double(pt)
+    return pt == (0, 1)
+
+
+def _verify_strict(key: Ed25519PublicKey, signature: bytes, message: bytes) -> bool:
+    if small_order(raw_key(key)) or small_order(signature[:32]):
+        return False
+    try:
+        key.verify(signature, message)
+    except InvalidSignature:
+        return False
+    return True
 
 
 def raw_key(key: Ed25519PublicKey) -> bytes:
@@ -112,10 +163,8 @@ def verify_answer(answer, expected: Expected, node_key: Ed25519PublicKey) -> Ver
         raise bad("its digest does not match its content: the answer was altered")
     if len(signature.signature) != 64:
         raise bad(f"signature is {len(signature.signature)} bytes, expected 64")
-    try:
-        node_key.verify(bytes(signature.signature), digest)
-    except InvalidSignature:
-        raise bad("signature does not verify under the node's key") from None
+    if not _verify_strict(node_key, bytes(signature.signature), digest):
+        raise bad("signature does not verify under the node's key")
     if not answer.HasField("question"):
         raise bad("it does not repeat the question it answers")
     diff = _differs(answer.question, expected.question)
@@ -159,10 +208,8 @@ def verify_federation_config(signed, catalog_key: Ed25519PublicKey) -> Federatio
         )
     if len(signed.signature) != 64:
         raise VerificationError(f"federation configuration: signature is {len(signed.signature)} bytes, expected 64")
-    try:
-        catalog_key.verify(bytes(signed.signature), CONFIG_DOMAIN + bytes(signed.body))
-    except InvalidSignature:
-        raise VerificationError("federation configuration: signature does not verify under the pinned catalog key") from None
+    if not _verify_strict(catalog_key, bytes(signed.signature), CONFIG_DOMAIN + bytes(signed.body)):
+        raise VerificationError("federation configuration: signature does not verify under the pinned catalog key")
     config = catalog_pb2.FederationConfig()
     try:
         config.ParseFromString(bytes(signed.body))

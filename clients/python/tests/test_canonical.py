@@ -70,3 +70,35 @@ def test_signatures_bind_the_signing_key_and_the_node():
     answer.ClearField("signature")
     with pytest.raises(VerificationError, match="no signature"):
         verify_answer(answer, expected, key.public_key())
+
+
+def test_small_order_keys_and_points_are_refused_as_strict_ed25519_does():
+    from exchange_client.verify import small_order
+
+    identity = (1).to_bytes(32, "little")
+    order_2 = (2**255 - 19 - 1).to_bytes(32, "little")
+    order_4 = bytes(32)  # y = 0: x = ±sqrt(-1)
+    for enc in (identity, order_2, order_4, bytes(31) + b"\x80"):
+        assert small_order(enc), enc.hex()
+    from exchange_client.verify import raw_key
+
+    for _ in range(16):
+        k = Ed25519PrivateKey.generate()
+        assert not small_order(raw_key(k.public_key()))
+        assert not small_order(k.sign(b"m")[:32])
+
+
+def test_a_forgery_under_a_small_order_key_is_refused():
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from exchange_client import verify_answer
+
+    identity = (1).to_bytes(32, "little")
+    weak = Ed25519PublicKey.from_public_bytes(identity)
+    request, answer = signed_answer(Ed25519PrivateKey.generate())
+    forged = identity + bytes(32)  # R = identity, S = 0: "verifies" for any message without the strict checks
+    weak.verify(forged, canonical_digest(answer))  # OpenSSL alone accepts it
+    answer.signature.key_id, answer.signature.signature = key_id(weak), forged
+    expected = Expected("gov.sz.psb", "gov.sz.hcb", request.dataset, question_of(request))
+    with pytest.raises(VerificationError, match="signature does not verify"):
+        verify_answer(answer, expected, weak)
