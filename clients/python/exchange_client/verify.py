@@ -1,0 +1,227 @@
+"""Verification of what the federation sends, as ``client-sdk/src/verify.rs`` does it
+(strict Ed25519, as ``verify_strict``: small-order keys and R are refused): the
+catalog's signature over the federation configuration (against the pinned catalog key) and
+every node answer's signature (against the node key that configuration gives). Pure
+functions, no I/O. Any mismatch raises :class:`VerificationError`; nothing unverified is
+returned."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from google.protobuf.message import DecodeError
+
+from ._proto import catalog_pb2
+from .canonical import canonical_digest
+
+CONFIG_DOMAIN = b"exchange.v1/federation-config\x00"
+
+
+class VerificationError(Exception):
+    """A signature, digest or binding did not verify: the data must not be used."""
+
+
+# Edwards25519 (RFC 8032), only to tell small-order points: what Rust's `verify_strict`
+# refuses beyond what OpenSSL's Ed25519 verification does (a small-order public key or R).
+_P = 2**255 - 19
+_D = -121665 * pow(121666, -1, _P) % _P
+_SQRT_M1 = pow(2, (_P - 1) // 4, _P)
+
+
+def _decode_point(enc: bytes):
+    y = int.from_bytes(enc, "little") & ((1 << 255) - 1)
+    sign = enc[31] >> 7
+    y %= _P
+    u, v = (y * y - 1) % _P, (_D * y * y + 1) % _P
+    x = (u * pow(v, 3, _P) * pow(u * pow(v, 7, _P), (_P - 5) // 8, _P)) % _P
+    if (v * x * x - u) % _P != 0:
+        x = x * _SQRT_M1 % _P
+        if (v * x * x - u) % _P != 0:
+            return None  # not on the curve
+    if x == 0 and sign:
+        return None
+    if x & 1 != sign:
+        x = _P - x
+    return x, y
+
+
+def _double(pt):
+    x, y = pt
+    t = _D * x * x * y * y % _P
+    return (2 * x * y * pow(1 + t, -1, _P) % _P, (y * y + x * x) * pow(1 - t, -1, _P) % _P)
+
+
+def small_order(enc: bytes) -> bool:
+    """Whether a 32-byte encoding is a point of small order (or no point at all)."""
+    pt = _decode_point(bytes(enc)) if len(enc) == 32 else None
+    if pt is None:
+        return True
+    for _ in range(3):
+        pt = _double(pt)
+    return pt == (0, 1)
+
+
+def _verify_strict(key: Ed25519PublicKey, signature: bytes, message: bytes) -> bool:
+    if small_order(raw_key(key)) or small_order(signature[:32]):
+        return False
+    try:
+        key.verify(signature, message)
+    except InvalidSignature:
+        return False
+    return True
+
+
+def raw_key(key: Ed25519PublicKey) -> bytes:
+    return key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+def key_id(key: Ed25519PublicKey | bytes) -> str:
+    """Hex of the first 8 bytes of SHA-256 of the raw 32-byte public key."""
+    raw = key if isinstance(key, (bytes, bytearray)) else raw_key(key)
+    return hashlib.sha256(raw).digest()[:8].hex()
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What was asked: the node asked, the caller's own department, the dataset, the question."""
+
+    node: str
+    requester: str
+    dataset: str
+    question: object  # exchange.v1.Question
+
+
+@dataclass(frozen=True)
+class Verified:
+    """An answer whose node signature verified: the only form in which node data is handed out."""
+
+    answer: object
+    node: str
+    key_id: str
+    digest: bytes
+
+
+def _subject_eq(a, b, name) -> bool:
+    if a.HasField(name) != b.HasField(name):
+        return False
+    x, y = getattr(a, name), getattr(b, name)
+    return (x.kind, x.id) == (y.kind, y.id)
+
+
+def _differs(got, asked) -> str:
+    """Which parts of two questions differ (names only, never values, which may be personal)."""
+    parts = []
+    if got.licence_id != asked.licence_id:
+        parts.append("licence number")
+    if not _subject_eq(got, asked, "subject"):
+        parts.append("subject")
+    if not _subject_eq(got, asked, "claimed_holder"):
+        parts.append("claimed holder")
+    if [(c.name, c.value_sha256) for c in got.claims] != [(c.name, c.value_sha256) for c in asked.claims]:
+        parts.append("claims")
+    if got.version != asked.version:
+        parts.append("version")
+    if list(got.fields) != list(asked.fields):
+        parts.append("fields")
+    return ", ".join(parts)
+
+
+def verify_answer(answer, expected: Expected, node_key: Ed25519PublicKey) -> Verified:
+    """Recomputes the answer's canonical digest and compares it with the signed one, checks
+    that the header names the node asked, the caller and the dataset asked, that the
+    signature is by that node with the key of the federation configuration, verifies the
+    Ed25519 signature, and checks that the answer repeats the question asked."""
+    node = expected.node
+
+    def bad(what: str) -> VerificationError:
+        return VerificationError(f"answer from {node}: {what}")
+
+    if not answer.HasField("signature"):
+        raise bad("it carries no signature")
+    if not answer.HasField("header"):
+        raise bad("it carries no header")
+    header, signature = answer.header, answer.signature
+    if header.node != node:
+        raise bad(f"its header names node {header.node!r}, not the node asked")
+    if header.requester != expected.requester:
+        raise bad(f"its header names requester {header.requester!r}, not {expected.requester}")
+    if header.dataset != expected.dataset:
+        raise bad(f"its header names dataset {header.dataset!r}, not the dataset asked")
+    if signature.node != node:
+        raise bad(f"it is signed by {signature.node!r}, not by the node asked")
+    want_key = key_id(node_key)
+    if signature.key_id != want_key:
+        raise bad(
+            f"it is signed with key {signature.key_id!r}, but the federation configuration gives the node key {want_key}"
+        )
+    digest = canonical_digest(answer)
+    if bytes(signature.digest) != digest:
+        raise bad("its digest does not match its content: the answer was altered")
+    if len(signature.signature) != 64:
+        raise bad(f"signature is {len(signature.signature)} bytes, expected 64")
+    if not _verify_strict(node_key, bytes(signature.signature), digest):
+        raise bad("signature does not verify under the node's key")
+    if not answer.HasField("question"):
+        raise bad("it does not repeat the question it answers")
+    diff = _differs(answer.question, expected.question)
+    if diff:
+        raise bad(f"it answers another question than the one asked ({diff})")
+    return Verified(answer=answer, node=node, key_id=want_key, digest=digest)
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """A node as the verified federation configuration describes it."""
+
+    dept_id: str
+    endpoint: str
+    key: Ed25519PublicKey | None
+    suspended: bool
+
+
+@dataclass(frozen=True)
+class FederationView:
+    """A federation configuration whose catalog signature verified."""
+
+    config: object  # exchange.v1.FederationConfig
+    nodes: dict
+
+    @property
+    def version(self) -> int:
+        return self.config.version
+
+    def node(self, dept_id: str) -> NodeInfo | None:
+        return self.nodes.get(dept_id)
+
+
+def verify_federation_config(signed, catalog_key: Ed25519PublicKey) -> FederationView:
+    """Verifies the catalog's Ed25519 signature over ``domain ‖ body`` with the pinned key,
+    then decodes the body. Signed by another key, or altered: :class:`VerificationError`."""
+    pinned = key_id(catalog_key)
+    if signed.key_id != pinned:
+        raise VerificationError(
+            f"federation configuration is signed with key {signed.key_id!r}, not the pinned catalog key {pinned}"
+        )
+    if len(signed.signature) != 64:
+        raise VerificationError(f"federation configuration: signature is {len(signed.signature)} bytes, expected 64")
+    if not _verify_strict(catalog_key, bytes(signed.signature), CONFIG_DOMAIN + bytes(signed.body)):
+        raise VerificationError("federation configuration: signature does not verify under the pinned catalog key")
+    config = catalog_pb2.FederationConfig()
+    try:
+        config.ParseFromString(bytes(signed.body))
+    except DecodeError as e:
+        raise VerificationError(f"signed configuration does not decode: {e}") from None
+    suspended = catalog_pb2.MemberStatus.Value("MEMBER_STATUS_SUSPENDED")
+    nodes = {}
+    for m in config.members:
+        key = None
+        if m.node_signing_key:
+            if len(m.node_signing_key) != 32:
+                raise VerificationError(f"member {m.dept_id}: node signing key is not 32 bytes")
+            key = Ed25519PublicKey.from_public_bytes(bytes(m.node_signing_key))
+        nodes[m.dept_id] = NodeInfo(m.dept_id, m.endpoint, key, m.status == suspended)
+    return FederationView(config=config, nodes=nodes)
