@@ -13,7 +13,7 @@
 //! `WriteBatch`, so both are stored or neither is.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use exchange_proto::v1::{AccessEvent, ReasonCode};
 use exchange_store::keys::encode_u64;
@@ -39,6 +39,7 @@ pub struct AccessLog {
     last_written: Arc<AtomicU64>,
     written: Arc<Notify>,
     syncs: Arc<AtomicU64>,
+    failing: Arc<AtomicBool>,
 }
 
 impl AccessLog {
@@ -48,8 +49,19 @@ impl AccessLog {
         let last = Arc::new(AtomicU64::new(last_written));
         let written = Arc::new(Notify::new());
         let syncs = Arc::new(AtomicU64::new(0));
-        let task = tokio::spawn(run(store, rx, last.clone(), written.clone(), syncs.clone()));
-        (Self { tx, last_written: last, written, syncs }, task)
+        let failing = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn(run(store, rx, last.clone(), written.clone(), syncs.clone(), failing.clone()));
+        (Self { tx, last_written: last, written, syncs, failing }, task)
+    }
+
+    /// Whether the last durable write failed (every query is refused until one succeeds).
+    pub fn is_failing(&self) -> bool {
+        self.failing.load(Ordering::SeqCst)
+    }
+
+    /// Records that a durable write to the store succeeded again (the health probe's).
+    pub fn mark_writable(&self) {
+        self.failing.store(false, Ordering::SeqCst);
     }
 
     /// Durable group writes (one disk sync each) since the node started: fewer than the
@@ -99,6 +111,7 @@ async fn run(
     last: Arc<AtomicU64>,
     written: Arc<Notify>,
     syncs: Arc<AtomicU64>,
+    failing: Arc<AtomicBool>,
 ) {
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
@@ -123,6 +136,7 @@ async fn run(
         let result = exchange_store::blocking(move || store.write(batch, Durability::Sync)).await;
         match result {
             Ok(()) => {
+                failing.store(false, Ordering::SeqCst);
                 syncs.fetch_add(1, Ordering::SeqCst);
                 if let Some((seq, _)) = replies.last() {
                     last.store(*seq, Ordering::SeqCst);
@@ -133,6 +147,7 @@ async fn run(
                 }
             }
             Err(err) => {
+                failing.store(true, Ordering::SeqCst);
                 let why = err.to_string();
                 for (_, reply) in replies {
                     let _ = reply.send(Err(why.clone()));

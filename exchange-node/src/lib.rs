@@ -17,6 +17,7 @@ pub mod db;
 pub mod error;
 pub mod fedconfig;
 pub mod grpc;
+pub mod health;
 pub mod matchlimit;
 pub mod server;
 pub mod service;

@@ -103,6 +103,7 @@ pub async fn start_with_store(config: NodeConfig, store: Arc<dyn KvStore>) -> an
         .context("recovery task")??
     };
     let (log, log_task) = AccessLog::start(store.clone(), last_written);
+    let (fed_for_health, log_for_health, store_for_health) = (fed.clone(), log.clone(), store.clone());
     let status = Arc::new(ShipperStatus::new(last_shipped));
     let node = Arc::new(Node::new(
         NodeSettings {
@@ -135,6 +136,8 @@ pub async fn start_with_store(config: NodeConfig, store: Arc<dyn KvStore>) -> an
     let tls = exchange_pki::server_tls_config(&config.tls).map_err(|e| anyhow::anyhow!("tls: {e}"))?;
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_serving::<NodeServer<NodeGrpc>>().await;
+    let health_task =
+        tokio::spawn(crate::health::keep_true(reporter, fed_for_health, log_for_health, store_for_health));
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(exchange_proto::FILE_DESCRIPTOR_SET)
         .build_v1()
@@ -154,5 +157,11 @@ pub async fn start_with_store(config: NodeConfig, store: Arc<dyn KvStore>) -> an
             .await
     });
     tracing::info!(%addr, dept = %config.dept_id, "node serving");
-    Ok(RunningNode { addr, node, shutdown: Some(tx), task, background: vec![log_task, watch_task, ship_task] })
+    Ok(RunningNode {
+        addr,
+        node,
+        shutdown: Some(tx),
+        task,
+        background: vec![log_task, watch_task, ship_task, health_task],
+    })
 }

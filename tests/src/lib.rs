@@ -275,6 +275,27 @@ impl TestFed {
             .expect("a landlord in the demo data")
     }
 
+    /// The `grpc.health.v1` status of `dept`'s node (the whole server, service `""`), as a
+    /// load balancer sees it: over TLS with the federation CA, without a client certificate.
+    pub async fn node_health(&self, dept: &str) -> tonic_health::pb::health_check_response::ServingStatus {
+        use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
+        let port = self.net.port(dept).must("node port");
+        let ca = std::fs::read_to_string(self.net.dir().join("pki/ca.crt")).must("ca certificate");
+        let tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca)).domain_name("localhost");
+        let channel = Endpoint::from_shared(format!("https://localhost:{port}"))
+            .must("endpoint")
+            .tls_config(tls)
+            .must("tls")
+            .connect()
+            .await
+            .must("connect for a health check");
+        let answer = tonic_health::pb::health_client::HealthClient::new(channel)
+            .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
+            .await
+            .must("health check");
+        answer.into_inner().status()
+    }
+
     /// The `i`-th citizen.
     pub fn citizen(&self, i: usize) -> &Row {
         &self.data.persons[i]

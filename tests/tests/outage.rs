@@ -11,6 +11,7 @@ use exchange_client_sdk::localnet::data::{AUDIT, HCB, POPULATION, PSB, RENTAL};
 use exchange_client_sdk::log::verify_consistency_proof;
 use exchange_proto::v1::*;
 use exchange_tests::*;
+use tonic_health::pb::health_check_response::ServingStatus;
 
 /// The smallest maximum age a node accepts.
 const MAX_AGE_SECS: u64 = 5;
@@ -23,6 +24,11 @@ async fn nodes_serve_from_cache_then_refuse_and_catch_up_after_the_outage() {
     let hcb = fed.client(HCB).clone();
     let auditor = fed.client(AUDIT).clone();
     hcb.run_query(record_query(&landlord_id, &["name"], &token, "before")).await.must("served before");
+    // (The health is re-evaluated every second.)
+    wait_for("health says SERVING before the outage", Duration::from_secs(30), || async {
+        (fed.node_health(PSB).await == ServingStatus::Serving).then_some(())
+    })
+    .await;
     fed.net.wait_for_shipping().await.must("shipped before");
     let before = auditor.verified_tree_head(None).await.must("tree head before");
 
@@ -45,6 +51,11 @@ async fn nodes_serve_from_cache_then_refuse_and_catch_up_after_the_outage() {
     .await;
     assert_eq!(error.reason(), Some(ReasonCode::ConfigStale), "{error}");
     assert!(matches!(error, exchange_client_sdk::Error::Refused { code: tonic::Code::Unavailable, .. }), "{error}");
+    // The health service tells the truth: the node refuses everything, so it is not serving.
+    wait_for("health says NOT_SERVING", Duration::from_secs(30), || async {
+        (fed.node_health(PSB).await == ServingStatus::NotServing).then_some(())
+    })
+    .await;
     let status = fed.client(PSB).log_status(PSB).await.must("status during the outage");
     assert!(status.lag >= 2, "the entries of the outage wait to be shipped: {status:?}");
     assert!(!status.last_error.is_empty(), "the shipper reports why it cannot ship: {status:?}");
@@ -58,6 +69,10 @@ async fn nodes_serve_from_cache_then_refuse_and_catch_up_after_the_outage() {
     })
     .await;
     let shipped = fed.net.wait_for_shipping().await.must("catch up");
+    wait_for("health says SERVING again", Duration::from_secs(30), || async {
+        (fed.node_health(PSB).await == ServingStatus::Serving).then_some(())
+    })
+    .await;
 
     // Every node entry is in the central log exactly once.
     let log = fed.whole_log().await;

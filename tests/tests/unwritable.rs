@@ -1,13 +1,14 @@
 //! An access log that cannot be written: the node's process gets a file-size limit of one
 //! byte (RLIMIT_FSIZE, as a quota or a full disk would), so neither its RocksDB write-ahead
 //! log nor its own log file can grow. Queries are then refused, never answered, and the
-//! node stays up and says why.
+//! node stays up and says why; its health service says NOT_SERVING.
 
 use std::process::Command;
 
 use exchange_client_sdk::localnet::data::{HCB, POPULATION, PSB, RENTAL};
 use exchange_proto::v1::ReasonCode;
 use exchange_tests::*;
+use tonic_health::pb::health_check_response::ServingStatus;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queries_are_refused_when_the_access_log_cannot_be_written() {
@@ -41,4 +42,8 @@ async fn queries_are_refused_when_the_access_log_cannot_be_written() {
     // The node is up and says so; it serves nothing it cannot log.
     let status = fed.client(PSB).log_status(PSB).await.must("the node is still up");
     assert!(status.last_written >= 1, "{status:?}");
+    // Its health tells the truth: NOT_SERVING while the log cannot be written. (Lifting the
+    // limit does not bring writes back: after a failed write-ahead-log write RocksDB keeps
+    // refusing writes until the node restarts, and the health stays NOT_SERVING until then.)
+    assert_eq!(fed.node_health(PSB).await, ServingStatus::NotServing, "health while the log is unwritable");
 }
