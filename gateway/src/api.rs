@@ -12,8 +12,9 @@ use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use exchange_client_sdk::{ExchangeClient, NodeAnswer, NodeQuery, Verified};
 use exchange_proto::v1::{
-    GetLicenceRequest, GetRecordRequest, ListLicencesRequest, MatchRecordRequest, QueryAccessLogRequest, QueryContext,
-    RecordConsentRequest, VerifyLicenceRequest,
+    BatchGetLicencesRequest, BatchGetRecordsRequest, BatchListLicencesRequest, BatchMatchRecordsRequest,
+    BatchVerifyLicencesRequest, GetLicenceRequest, GetRecordRequest, ListLicencesRequest, MatchRecordRequest,
+    QueryAccessLogRequest, QueryContext, RecordConsentRequest, VerifyLicenceRequest,
 };
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -40,6 +41,11 @@ pub fn router(state: GatewayState) -> Router {
         .route("/v1/licences/get", post(get_licence))
         .route("/v1/licences/verify", post(verify_licence))
         .route("/v1/licences/list", post(list_licences))
+        .route("/v1/records/batch-get", post(batch_get_records))
+        .route("/v1/records/batch-match", post(batch_match_records))
+        .route("/v1/licences/batch-get", post(batch_get_licences))
+        .route("/v1/licences/batch-verify", post(batch_verify_licences))
+        .route("/v1/licences/batch-list", post(batch_list_licences))
         .route("/v1/consents", post(record_consent))
         .route("/v1/consent-tokens", post(issue_consent_token))
         .route("/v1/audit/query", post(query_audit))
@@ -85,15 +91,30 @@ fn traced(context: Option<QueryContext>, caller: &str) -> Result<Option<QueryCon
 }
 
 /// A verified answer with its evidence, as the API returns it.
-fn evidence<T: serde::Serialize>(v: &Verified<T>) -> Response {
-    Json(serde_json::json!({
+fn evidence_value<T: serde::Serialize>(v: &Verified<T>) -> serde_json::Value {
+    serde_json::json!({
         "node": v.node(),
         "verified": true,
         "keyId": v.key_id(),
         "signedDigest": hex::encode(v.digest()),
         "answer": v.answer(),
-    }))
-    .into_response()
+    })
+}
+
+fn evidence<T: serde::Serialize>(v: &Verified<T>) -> Response {
+    Json(evidence_value(v)).into_response()
+}
+
+/// A batch's items, each its verified answer with evidence or its own error, in order.
+fn batch_items<T: serde::Serialize>(items: Vec<exchange_client_sdk::Result<Verified<T>>>) -> Response {
+    let items: Vec<serde_json::Value> = items
+        .into_iter()
+        .map(|item| match item {
+            Ok(v) => evidence_value(&v),
+            Err(e) => serde_json::json!({ "error": ApiError::from(e).body }),
+        })
+        .collect();
+    Json(serde_json::json!({ "items": items })).into_response()
 }
 
 async fn run(state: &GatewayState, query: NodeQuery) -> Result<Response, ApiError> {
@@ -127,6 +148,28 @@ query_handler!(match_record, MatchRecordRequest, Match);
 query_handler!(get_licence, GetLicenceRequest, Licence);
 query_handler!(verify_licence, VerifyLicenceRequest, VerifyLicence);
 query_handler!(list_licences, ListLicencesRequest, ListLicences);
+
+/// The batch handlers: one shared context, each item answered (or refused) on its own.
+macro_rules! batch_handler {
+    ($name:ident, $request:ty, $method:ident) => {
+        async fn $name(
+            State(state): State<GatewayState>,
+            headers: HeaderMap,
+            body: Bytes,
+        ) -> Result<Response, ApiError> {
+            let caller = state.callers.authenticate(&headers)?;
+            let mut request: $request = parse(&body, stringify!($request))?;
+            request.context = traced(request.context.take(), &caller)?;
+            Ok(batch_items(state.client.$method(request).await?))
+        }
+    };
+}
+
+batch_handler!(batch_get_records, BatchGetRecordsRequest, batch_get_records);
+batch_handler!(batch_match_records, BatchMatchRecordsRequest, batch_match_records);
+batch_handler!(batch_get_licences, BatchGetLicencesRequest, batch_get_licences);
+batch_handler!(batch_verify_licences, BatchVerifyLicencesRequest, batch_verify_licences);
+batch_handler!(batch_list_licences, BatchListLicencesRequest, batch_list_licences);
 
 async fn record_consent(
     State(state): State<GatewayState>,

@@ -22,6 +22,15 @@ fn query_op(summary: &str, request: &str) -> Value {
     op(summary, request, ok)
 }
 
+/// A batch form: each item answered with evidence, or refused with its own error.
+fn batch_op(summary: &str, request: &str) -> Value {
+    let ok = json!({ "description": "the items in order: each a VerifiedAnswer or an {\"error\": ...} object",
+        "content": { "application/json": { "schema": { "type": "object", "properties": { "items": {
+            "type": "array", "items": { "oneOf": [ { "$ref": "#/components/schemas/VerifiedAnswer" },
+                                                   { "$ref": "#/components/schemas/Error" } ] } } } } } } });
+    op(summary, request, ok)
+}
+
 /// A call answered with a message of the catalog.
 fn plain_op(summary: &str, request: &str, response: &str) -> Value {
     let ok = json!({ "description": response, "content": { "application/json": { "schema": { "type": "object" } } } });
@@ -54,6 +63,11 @@ pub fn document() -> Value {
             "/v1/licences/get": query_op("Get a licence (GetLicence)", "GetLicenceRequest"),
             "/v1/licences/verify": query_op("Verify a licence: a verdict (VerifyLicence)", "VerifyLicenceRequest"),
             "/v1/licences/list": query_op("List a holder's licences (ListLicences)", "ListLicencesRequest"),
+            "/v1/records/batch-get": batch_op("Get several base records (BatchGetRecords)", "BatchGetRecordsRequest"),
+            "/v1/records/batch-match": batch_op("Match several claims (BatchMatchRecords)", "BatchMatchRecordsRequest"),
+            "/v1/licences/batch-get": batch_op("Get several licences (BatchGetLicences)", "BatchGetLicencesRequest"),
+            "/v1/licences/batch-verify": batch_op("Verify several licences (BatchVerifyLicences)", "BatchVerifyLicencesRequest"),
+            "/v1/licences/batch-list": batch_op("List several holders' licences (BatchListLicences)", "BatchListLicencesRequest"),
             "/v1/consents": plain_op("Record a subject's consent (RecordConsent)", "RecordConsentRequest", "the consent"),
             "/v1/consent-tokens": plain_op("A consent token for one dataset (IssueConsentToken)", "TokenRequest", "the token"),
             "/v1/audit/query": plain_op("The department's own audit view (QueryAccessLog)", "QueryAccessLogRequest", "entries"),
@@ -70,6 +84,11 @@ pub fn document() -> Value {
                 "ListLicencesRequest": message("ListLicencesRequest"),
                 "RecordConsentRequest": message("RecordConsentRequest"),
                 "QueryAccessLogRequest": message("QueryAccessLogRequest"),
+                "BatchGetRecordsRequest": message("BatchGetRecordsRequest"),
+                "BatchMatchRecordsRequest": message("BatchMatchRecordsRequest"),
+                "BatchGetLicencesRequest": message("BatchGetLicencesRequest"),
+                "BatchVerifyLicencesRequest": message("BatchVerifyLicencesRequest"),
+                "BatchListLicencesRequest": message("BatchListLicencesRequest"),
                 "TokenRequest": { "type": "object", "required": ["consentId", "dataset"],
                     "properties": { "consentId": { "type": "string" }, "dataset": { "type": "string" } },
                     "additionalProperties": false },

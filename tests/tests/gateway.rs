@@ -165,6 +165,28 @@ print(json.dumps({"status": answer.status_code, "body": answer.json(), "token": 
     assert_eq!(e["reason"].as_str(), Some("FIELD_NOT_GRANTED"), "{text}");
     assert!(e["message"].as_str().is_some_and(|m| m.contains("birth_date") && !m.contains(&landlord_id)), "{text}");
 
+    // A batch: each item answered with its evidence or refused with its own reason, in order.
+    let other = fed.citizen(7)["id_number"].clone();
+    assert_ne!(other, landlord_id);
+    let batch = serde_json::json!({
+        "context": {"purposeCode": RENTAL, "reason": "rental filing", "traceId": "gw-batch"},
+        "dataset": POPULATION,
+        "items": [
+            {"subject": {"kind": "SUBJECT_KIND_PERSON", "id": landlord_id}, "fields": ["name"], "consentToken": token},
+            {"subject": {"kind": "SUBJECT_KIND_PERSON", "id": other}, "fields": ["name"]},
+        ],
+    })
+    .to_string();
+    let batch_url = url("/v1/records/batch-get");
+    let (status, text) =
+        curl(&["-X", "POST", "-H", &bearer, "-H", "Content-Type: application/json", "--data", &batch, &batch_url]);
+    assert_eq!(status, 200, "{text}");
+    let items = json(&text)["items"].as_array().cloned().must("items");
+    assert_eq!(items.len(), 2, "{text}");
+    assert_eq!((items[0]["verified"].as_bool(), items[0]["node"].as_str()), (Some(true), Some(PSB)), "{text}");
+    assert_eq!(items[1]["error"]["reason"].as_str(), Some("CONSENT_REQUIRED"), "{text}");
+    assert!(!text.contains(&other), "the refused item's subject is not repeated: {text}");
+
     // A body that is not the request message: a precise 400 before anything is sent on.
     let (status, text) = curl(&["-X", "POST", "-H", &bearer, "--data", "{\"fieldz\": 1}", &record_url]);
     assert_eq!(status, 400, "{text}");
@@ -187,7 +209,9 @@ print(json.dumps({"status": answer.status_code, "body": answer.json(), "token": 
     assert_eq!(status, 200);
     let doc = json(&text);
     assert_eq!(doc["openapi"], "3.1.0");
-    for path in ["/v1/records/get", "/v1/licences/verify", "/v1/consent-tokens", "/v1/audit/query"] {
+    for path in
+        ["/v1/records/get", "/v1/licences/verify", "/v1/records/batch-get", "/v1/consent-tokens", "/v1/audit/query"]
+    {
         assert!(doc["paths"][path].is_object(), "the document describes {path}");
     }
 }
