@@ -1116,6 +1116,20 @@ impl Catalog {
                 format!("consent {} does not cover dataset {}", consent.id, dataset.id),
             ));
         }
+        // A consent may cover several datasets with one list of fields; a token for one
+        // dataset carries only the consented fields of that dataset's schema, so that a field
+        // of the same name in another dataset is never consented by accident.
+        let reference =
+            SchemaRef::parse(&dataset.schema).map_err(|e| CatalogError::Internal(format!("stored schema ref: {e}")))?;
+        let schema =
+            self.schema(&reference)?.ok_or_else(|| CatalogError::Internal(format!("schema {reference} missing")))?;
+        let fields: Vec<String> = consent.fields.iter().filter(|f| schema.field(f).is_some()).cloned().collect();
+        if fields.is_empty() {
+            return Err(CatalogError::precondition(
+                ReasonCode::FieldNotConsented,
+                format!("consent {} covers no field of dataset {}", consent.id, dataset.id),
+            ));
+        }
         let subject = consent.subject.clone().unwrap_or_default();
         let kind = if subject.kind == SubjectKindProto::Organisation as i32 { "organisation" } else { "person" };
         let now_s = now / 1000;
@@ -1127,7 +1141,7 @@ impl Catalog {
             sub_kind: kind.into(),
             req: consent.requester.clone(),
             ds: dataset.id.clone(),
-            fld: consent.fields.clone(),
+            fld: fields,
             pur: consent.purpose_code.clone(),
             iat: now_s,
             nbf: now_s,
