@@ -22,6 +22,9 @@ enum Command {
         #[arg(long, env = "EXCHANGE_CATALOG_CONFIG")]
         config: PathBuf,
     },
+    /// Ask a running daemon's health service (TLS, no client certificate); exit 0 only when it
+    /// is SERVING. For container health checks and Kubernetes exec probes.
+    Health(exchange_daemon::probe::Probe),
     /// Check a configuration file and its key and certificate files, then exit.
     CheckConfig {
         /// The configuration file.
@@ -48,6 +51,13 @@ async fn main() -> anyhow::Result<()> {
             exchange_daemon::shutdown_signal().await;
             tracing::info!("shutting down");
             running.stop().await
+        }
+        Command::Health(probe) => {
+            if exchange_daemon::probe::run(&probe).await? {
+                Ok(())
+            } else {
+                std::process::exit(1)
+            }
         }
         Command::CheckConfig { config } => {
             let loaded = CatalogConfig::load(&config)?;

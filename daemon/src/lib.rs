@@ -4,6 +4,7 @@
 //! connections are accepted.
 
 mod incoming;
+pub mod probe;
 
 pub use incoming::accept_connections;
 

@@ -13,6 +13,19 @@ use exchange_proto::v1::*;
 use exchange_tests::*;
 use tonic_health::pb::health_check_response::ServingStatus;
 
+/// Runs a daemon's `health` subcommand (the container and Kubernetes probe) against `dept`'s
+/// port: its exit code and what it printed.
+fn probe(fed: &TestFed, daemon: &str, dept: &str) -> (i32, String) {
+    let port = fed.net.port(dept).must("port");
+    let out =
+        std::process::Command::new(exchange_client_sdk::localnet::default_bin_dir().must("binaries").join(daemon))
+            .args(["health", "--addr", &format!("https://127.0.0.1:{port}"), "--ca"])
+            .arg(fed.net.dir().join("pki/ca.crt"))
+            .output()
+            .must("run the health probe");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 /// The smallest maximum age a node accepts.
 const MAX_AGE_SECS: u64 = 5;
 
@@ -31,6 +44,12 @@ async fn nodes_serve_from_cache_then_refuse_and_catch_up_after_the_outage() {
     .await;
     fed.net.wait_for_shipping().await.must("shipped before");
     let before = auditor.verified_tree_head(None).await.must("tree head before");
+
+    assert_eq!(
+        probe(&fed, "exchange-node", PSB),
+        (0, format!("https://127.0.0.1:{}: SERVING\n", fed.net.port(PSB).must("port")))
+    );
+    assert_eq!(probe(&fed, "exchange-catalog", CATALOG).0, 0, "the catalog's probe");
 
     // The nodes count the age of their configuration from its signed `issued_at`: a change
     // of the configuration (a revoked consent) just before the outage starts its age afresh.
@@ -56,6 +75,9 @@ async fn nodes_serve_from_cache_then_refuse_and_catch_up_after_the_outage() {
         (fed.node_health(PSB).await == ServingStatus::NotServing).then_some(())
     })
     .await;
+    let (code, printed) = probe(&fed, "exchange-node", PSB);
+    assert_eq!(code, 1, "the probe fails while the node refuses everything: {printed}");
+    assert!(printed.ends_with("NOT_SERVING\n"), "{printed}");
     let status = fed.client(PSB).log_status(PSB).await.must("status during the outage");
     assert!(status.lag >= 2, "the entries of the outage wait to be shipped: {status:?}");
     assert!(!status.last_error.is_empty(), "the shipper reports why it cannot ship: {status:?}");
