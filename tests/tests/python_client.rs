@@ -194,8 +194,9 @@ fn canonical_vectors() -> serde_json::Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_client_passes_its_suite_against_a_real_federation() {
     let fed = TestFed::start(Setup::default()).await;
-    let (landlord, _) = fed.landlord();
+    let (landlord, property) = fed.landlord();
     let (id, name, status) = (landlord["id_number"].clone(), landlord["name"].clone(), landlord["status"].clone());
+    let cert_no = property["cert_no"].clone();
     let company = fed.data.businesses.iter().find(|b| b["status"] == "active").must("an active company").clone();
     let dir = tempfile::tempdir().must("temporary folder");
     let vectors = dir.path().join("canonical-vectors.json");
@@ -213,6 +214,7 @@ async fn the_python_client_passes_its_suite_against_a_real_federation() {
         .env("EXCHANGE_LANDLORD_ID", &id)
         .env("EXCHANGE_LANDLORD_NAME", &name)
         .env("EXCHANGE_LANDLORD_STATUS", &status)
+        .env("EXCHANGE_LANDLORD_CERT", &cert_no)
         .env("EXCHANGE_GSC_PROFILE", fed.net.profile_path(GSC))
         .env("EXCHANGE_COMPANY_CODE", &company["credit_code"])
         .env("EXCHANGE_COMPANY_LICENCE", &company["licence_no"])

@@ -4,6 +4,7 @@
 - ``EXCHANGE_PROFILE``: the housing bureau's connection profile (TOML);
 - ``EXCHANGE_LANDLORD_ID``, ``EXCHANGE_LANDLORD_NAME``, ``EXCHANGE_LANDLORD_STATUS``: a
   landlord of the demo data and the population record's values the tests expect;
+- ``EXCHANGE_LANDLORD_CERT``: the number of that landlord's property certificate;
 - ``EXCHANGE_GSC_PROFILE``, ``EXCHANGE_COMPANY_CODE``, ``EXCHANGE_COMPANY_LICENCE``: the
   service centre's profile and an active company with its business licence number;
 - ``EXCHANGE_CANONICAL_VECTORS``: a JSON file of answers encoded by the Rust node's types
@@ -41,6 +42,7 @@ def landlord():
         "id": env("EXCHANGE_LANDLORD_ID"),
         "name": env("EXCHANGE_LANDLORD_NAME"),
         "status": env("EXCHANGE_LANDLORD_STATUS"),
+        "cert_no": env("EXCHANGE_LANDLORD_CERT"),
     }
 
 

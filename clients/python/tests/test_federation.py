@@ -12,6 +12,8 @@ HCB, PSB, GSC, AMR = "gov.sz.hcb", "gov.sz.psb", "gov.sz.ft.gsc", "gov.sz.amr"
 BUSINESS_LICENCE = "gov.sz.amr/business-licence"
 OPENING = "SZ-FT-KBQY-001"
 POPULATION = "gov.sz.psb/population"
+PNR = "gov.sz.pnr"
+PROPERTY = "gov.sz.pnr/property-certificate"
 RENTAL = "SZ-HCB-ZLBA-001"
 
 
@@ -144,3 +146,26 @@ def test_business_opening_verifies_a_licence_with_the_least_data(service_centre,
     assert answer.version >= 1 and list(answer.fields) == []
     assert answer.question.licence_id == company["licence"]
     assert answer.question.claimed_holder.id == company["code"]
+
+
+def test_the_landlords_certificate_by_number_and_by_holder(client, landlord):
+    """GetLicence by the certificate's number and ListLicences by its holder, both verified:
+    the rental filing's check that the lessor holds the flat."""
+    fields = ["cert_no", "holder_id", "address", "area"]
+    consent = client.record_consent(face_scan_consent(landlord["id"], HCB, [PROPERTY], fields, RENTAL, "PY-PROPERTY"))
+    token = client.consent_token(consent.id, PROPERTY)
+    context = {"purpose_code": RENTAL, "reason": "rental filing", "trace_id": "py-property"}
+    cert_no = landlord["cert_no"]
+    got = client.query("GetLicence", node_pb2.GetLicenceRequest(
+        context=context, dataset=PROPERTY, licence_id=cert_no, fields=fields, consent_token=token))
+    assert got.node == PNR and got.answer.licence.licence_id == cert_no
+    values = {f.name: f.value for f in got.answer.licence.fields}
+    assert values["holder_id"] == landlord["id"] and values["cert_no"] == cert_no
+    listed = client.query("ListLicences", node_pb2.ListLicencesRequest(
+        context=context, dataset=PROPERTY, holder=person(landlord["id"]), fields=fields, consent_token=token))
+    assert cert_no in [lic.licence_id for lic in listed.answer.licences]
+    # The same answer presented for another certificate number is refused by the verifier.
+    other = node_pb2.GetLicenceRequest(
+        context=context, dataset=PROPERTY, licence_id=cert_no + "9", fields=fields, consent_token=token)
+    with pytest.raises(VerificationError):
+        verify_answer(got.answer, client.expected(other), client.node_key(PROPERTY))
