@@ -386,17 +386,7 @@ impl Catalog {
         let mut body = FederationConfig::decode(current.body.as_slice())
             .map_err(|e| CatalogError::Internal(format!("stored configuration does not decode: {e}")))?;
         body.issued_at_unix_ms = now_ms().max(body.issued_at_unix_ms + 1);
-        let body = body.encode_to_vec();
-        let signed = SignedFederationConfig {
-            signature: sign_config(&self.signing_key, &body).to_vec(),
-            key_id: current.key_id.clone(),
-            body,
-        };
-        let mut batch = WriteBatch::new();
-        batch.put(META, META_CONFIG.to_vec(), signed.encode_to_vec());
-        self.db.commit(batch)?;
-        self.config_tx.send_replace(Arc::new(signed));
-        Ok(())
+        self.sign_store_broadcast(body.encode_to_vec(), WriteBatch::new())
     }
 
     /// Builds, signs, stores and broadcasts a new configuration version (writer lock held).
@@ -446,18 +436,25 @@ impl Catalog {
             log_origin: self.settings.log_origin.clone(),
         }
         .encode_to_vec();
-        let signed = SignedFederationConfig {
-            signature: sign_config(&self.signing_key, &body).to_vec(),
-            key_id: key_id(public.as_bytes()),
-            body,
-        };
         let mut batch = WriteBatch::new();
         put_meta_u64(&mut batch, META_CONFIG_VERSION, version);
         put_meta_u64(&mut batch, META_CONFIG_PENDING, 0);
+        self.sign_store_broadcast(body, batch)?;
+        tracing::info!(version, "federation configuration published");
+        Ok(())
+    }
+
+    /// Signs an encoded configuration, stores it with `batch` in one write and hands it to
+    /// every watcher (writer lock held).
+    fn sign_store_broadcast(&self, body: Vec<u8>, mut batch: WriteBatch) -> Result<()> {
+        let signed = SignedFederationConfig {
+            signature: sign_config(&self.signing_key, &body).to_vec(),
+            key_id: key_id(self.public_key().as_bytes()),
+            body,
+        };
         batch.put(META, META_CONFIG.to_vec(), signed.encode_to_vec());
         self.db.commit(batch)?;
         self.config_tx.send_replace(Arc::new(signed));
-        tracing::info!(version, "federation configuration published");
         Ok(())
     }
 

@@ -127,49 +127,45 @@ async fn run(state: &GatewayState, query: NodeQuery) -> Result<Response, ApiErro
     })
 }
 
-/// The handlers of the query forms differ only in the request type and the query variant.
+/// The handlers of the query forms and their batches differ only in the request type and
+/// in what they do with the request once the caller is authenticated and carried into its
+/// trace: `$answer` is called with the state and the traced request.
 macro_rules! query_handler {
-    ($name:ident, $request:ty, $variant:ident) => {
+    ($name:ident, $request:ty, |$state:ident, $req:ident| $answer:expr) => {
         async fn $name(
-            State(state): State<GatewayState>,
+            State($state): State<GatewayState>,
             headers: HeaderMap,
             body: Bytes,
         ) -> Result<Response, ApiError> {
-            let caller = state.callers.authenticate(&headers)?;
-            let mut request: $request = parse(&body, stringify!($request))?;
-            request.context = traced(request.context.take(), &caller)?;
-            run(&state, NodeQuery::$variant(request)).await
+            let caller = $state.callers.authenticate(&headers)?;
+            let mut $req: $request = parse(&body, stringify!($request))?;
+            $req.context = traced($req.context.take(), &caller)?;
+            $answer
         }
     };
 }
 
-query_handler!(get_record, GetRecordRequest, Record);
-query_handler!(match_record, MatchRecordRequest, Match);
-query_handler!(get_licence, GetLicenceRequest, Licence);
-query_handler!(verify_licence, VerifyLicenceRequest, VerifyLicence);
-query_handler!(list_licences, ListLicencesRequest, ListLicences);
-
-/// The batch handlers: one shared context, each item answered (or refused) on its own.
-macro_rules! batch_handler {
-    ($name:ident, $request:ty, $method:ident) => {
-        async fn $name(
-            State(state): State<GatewayState>,
-            headers: HeaderMap,
-            body: Bytes,
-        ) -> Result<Response, ApiError> {
-            let caller = state.callers.authenticate(&headers)?;
-            let mut request: $request = parse(&body, stringify!($request))?;
-            request.context = traced(request.context.take(), &caller)?;
-            Ok(batch_items(state.client.$method(request).await?))
-        }
-    };
-}
-
-batch_handler!(batch_get_records, BatchGetRecordsRequest, batch_get_records);
-batch_handler!(batch_match_records, BatchMatchRecordsRequest, batch_match_records);
-batch_handler!(batch_get_licences, BatchGetLicencesRequest, batch_get_licences);
-batch_handler!(batch_verify_licences, BatchVerifyLicencesRequest, batch_verify_licences);
-batch_handler!(batch_list_licences, BatchListLicencesRequest, batch_list_licences);
+query_handler!(get_record, GetRecordRequest, |state, r| run(&state, NodeQuery::Record(r)).await);
+query_handler!(match_record, MatchRecordRequest, |state, r| run(&state, NodeQuery::Match(r)).await);
+query_handler!(get_licence, GetLicenceRequest, |state, r| run(&state, NodeQuery::Licence(r)).await);
+query_handler!(verify_licence, VerifyLicenceRequest, |state, r| run(&state, NodeQuery::VerifyLicence(r)).await);
+query_handler!(list_licences, ListLicencesRequest, |state, r| run(&state, NodeQuery::ListLicences(r)).await);
+// The batch forms: one shared context, each item answered (or refused) on its own.
+query_handler!(batch_get_records, BatchGetRecordsRequest, |state, r| Ok(batch_items(
+    state.client.batch_get_records(r).await?
+)));
+query_handler!(batch_match_records, BatchMatchRecordsRequest, |state, r| Ok(batch_items(
+    state.client.batch_match_records(r).await?
+)));
+query_handler!(batch_get_licences, BatchGetLicencesRequest, |state, r| Ok(batch_items(
+    state.client.batch_get_licences(r).await?
+)));
+query_handler!(batch_verify_licences, BatchVerifyLicencesRequest, |state, r| Ok(batch_items(
+    state.client.batch_verify_licences(r).await?
+)));
+query_handler!(batch_list_licences, BatchListLicencesRequest, |state, r| Ok(batch_items(
+    state.client.batch_list_licences(r).await?
+)));
 
 async fn record_consent(
     State(state): State<GatewayState>,
