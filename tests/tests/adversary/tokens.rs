@@ -125,4 +125,15 @@ async fn consented_fields_are_kept_per_dataset() {
     assert_eq!(claims_of(&population).fld, ["name", "status"], "the population token holds population fields only");
     let property = fed.client(HCB).issue_consent_token(&consent.id, PROPERTY_CERTIFICATE).await.must("second token");
     assert_eq!(claims_of(&property.token).fld, ["area", "use"], "the certificate token holds its own fields");
+
+    // A consent none of whose fields belongs to a dataset gives no token for it.
+    let (narrow, _) = fed
+        .consent_token(HCB, &landlord_id, &[POPULATION, PROPERTY_CERTIFICATE], &["area"], RENTAL, PROPERTY_CERTIFICATE)
+        .await;
+    let refused = fed.client(HCB).issue_consent_token(&narrow.id, POPULATION).await;
+    let Err(exchange_client_sdk::Error::Refused { code, reason, message, .. }) = refused else {
+        panic!("a token without a consented field of the dataset was issued: {refused:?}");
+    };
+    assert_eq!((code, reason), (Code::FailedPrecondition, ReasonCode::FieldNotConsented), "{message}");
+    assert!(message.contains("covers no field of dataset gov.sz.psb/population"), "{message}");
 }
