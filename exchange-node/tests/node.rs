@@ -228,62 +228,53 @@ async fn grant_and_consent(f: &Fed, node: &exchange_node::server::RunningNode, r
             .into_inner();
         psb.approve_grant(DecideGrantRequest { grant_id: g.id, note: String::new() }).await.expect("approve");
     }
+    let (token, consent_id) = consent_token(f, person(), POP, &["name", "gender", "status"], "face-1").await;
+    wait_for("grants reach the node", async || node.node.has_grant(HCB, POP) && node.node.has_grant(HCB, BIZ)).await;
+    (token, consent_id)
+}
+
+/// A face-scan consent of `subject` for HCB on `dataset` and `fields`, recorded by the portal,
+/// and HCB's token for it: (token, consent id).
+async fn consent_token(
+    f: &Fed,
+    subject: Option<Subject>,
+    dataset: &str,
+    fields: &[&str],
+    reference: &str,
+) -> (String, String) {
     let mut portal = catalog_client(f, PORTAL).await;
     let consent = portal
         .record_consent(RecordConsentRequest {
-            subject: person(),
+            subject,
             requester: HCB.into(),
-            datasets: vec![POP.into()],
-            fields: vec!["name".into(), "gender".into(), "status".into()],
+            datasets: vec![dataset.into()],
+            fields: fields.iter().map(|f| f.to_string()).collect(),
             purpose_code: PURPOSE.into(),
             expires_at_unix_ms: exchange_node::fedconfig::now_ms() + 3_600_000,
             evidence: Some(ConsentEvidence {
                 method: ConsentMethod::FaceScan as i32,
                 channel: ConsentChannel::Online as i32,
-                reference: "face-1".into(),
+                reference: reference.into(),
             }),
             application_id: String::new(),
         })
         .await
         .expect("consent")
         .into_inner();
+    let mut hcb = catalog_client(f, HCB).await;
     let token = hcb
-        .issue_consent_token(IssueConsentTokenRequest { consent_id: consent.id.clone(), dataset: POP.into() })
+        .issue_consent_token(IssueConsentTokenRequest { consent_id: consent.id.clone(), dataset: dataset.into() })
         .await
         .expect("token")
         .into_inner();
-    wait_for("grants reach the node", async || node.node.has_grant(HCB, POP) && node.node.has_grant(HCB, BIZ)).await;
     (token.token, consent.id)
 }
 
 /// The company ORG's consent for HCB on the business licences, and its token: the dataset
 /// holds personal data (the legal representative), so every query of it needs one.
 async fn company_token(f: &Fed) -> String {
-    let mut portal = catalog_client(f, PORTAL).await;
-    let consent = portal
-        .record_consent(RecordConsentRequest {
-            subject: Some(Subject { kind: SubjectKind::Organisation as i32, id: ORG.into() }),
-            requester: HCB.into(),
-            datasets: vec![BIZ.into()],
-            fields: vec!["licence_no".into(), "entity_name".into(), "status".into()],
-            purpose_code: PURPOSE.into(),
-            expires_at_unix_ms: exchange_node::fedconfig::now_ms() + 3_600_000,
-            evidence: Some(ConsentEvidence {
-                method: ConsentMethod::FaceScan as i32,
-                channel: ConsentChannel::Online as i32,
-                reference: "face-2".into(),
-            }),
-            application_id: String::new(),
-        })
-        .await
-        .expect("company consent")
-        .into_inner();
-    let mut hcb = catalog_client(f, HCB).await;
-    hcb.issue_consent_token(IssueConsentTokenRequest { consent_id: consent.id, dataset: BIZ.into() })
-        .await
-        .expect("company token")
-        .into_inner()
-        .token
+    let org = Some(Subject { kind: SubjectKind::Organisation as i32, id: ORG.into() });
+    consent_token(f, org, BIZ, &["licence_no", "entity_name", "status"], "face-2").await.0
 }
 
 async fn seed(f: &Fed, addr: std::net::SocketAddr) {
