@@ -1,4 +1,4 @@
-//! The domain rules of Exchange, written once: identifiers and their check characters,
+//! The domain rules of Exchange, written once: the licence calendar, identifiers and their check characters,
 //! standard schemas and their compatibility, access policy, consent-token claims, the
 //! RFC 9162 Merkle-log math with signed checkpoints, and canonical digests.
 //!
@@ -8,6 +8,7 @@
 //! for I/O reasons, so it is tested, fuzzed and reused by the catalog, the exchange node and
 //! the client SDK alike.
 
+pub mod calendar;
 pub mod checkpoint;
 pub mod digest;
 pub mod ident;

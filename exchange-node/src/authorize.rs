@@ -26,8 +26,9 @@ use exchange_pki::PeerIdentity;
 use exchange_proto::v1::{Member, MemberStatus, ReasonCode};
 
 use crate::error::{NodeError, Result};
-use crate::fedconfig::{Snapshot, now_ms};
-use crate::service::{Node, Prepared};
+use crate::fedconfig::Snapshot;
+use crate::query::Prepared;
+use crate::service::Node;
 
 /// The shortest interval between two reports of refused strangers in the daemon's log.
 pub const STRANGER_REPORT_MS: i64 = 60_000;
@@ -113,15 +114,16 @@ impl Allowed {
 impl Node {
     /// Authenticates the caller of `method` as an active member; `fresh`: the configuration
     /// must also be recent enough to serve queries. Strangers are counted, not logged; a
-    /// member's refusal is logged, under `dataset` when it is one of this node's.
+    /// member's refusal is logged, under `dataset` when it is one of this node's. `now`: the
+    /// request's clock reading (Unix milliseconds).
     pub(crate) async fn authenticate(
         &self,
         peer: std::result::Result<PeerIdentity, String>,
         method: &'static str,
         dataset: &str,
         fresh: bool,
+        now: i64,
     ) -> Result<Caller> {
-        let now = now_ms();
         let stranger = |err: NodeError| {
             self.strangers.refused(method, &err, now);
             Err(err)
@@ -228,13 +230,13 @@ impl Node {
             dataset: &p.dataset,
             purpose: p.purpose.as_str(),
             requested,
-            now_ms: now_ms(),
+            now_ms: p.now_ms,
         };
         Ok(decide(p.snap.grants_for(&p.requester, &p.dataset), &p.schema, &scope)?)
     }
 
     fn verify_token(&self, p: &Prepared, token: &str) -> Result<VerifiedConsent> {
-        let now_s = now_ms() / 1000;
+        let now_s = p.now_ms / 1000;
         {
             let cache = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
             if let Some((version, consent)) = cache.get(token)
@@ -259,7 +261,7 @@ impl Node {
         let mut rates = self.rates.lock().unwrap_or_else(PoisonError::into_inner);
         let state = rates.entry((p.requester.clone(), decision.grant_id.clone())).or_default();
         state
-            .admit(decision.rate_limit_per_minute, now_ms())
+            .admit(decision.rate_limit_per_minute, p.now_ms)
             .map_err(|retry_after_ms| NodeError::RateLimited { grant: decision.grant_id.clone(), retry_after_ms })
     }
 }

@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use exchange_core::calendar::{date_cst, standing};
 use exchange_core::ident::{Date, LicenceId, SubjectId};
 use exchange_core::schema::{RawRecord, Schema};
 use exchange_proto::v1::{
@@ -28,7 +29,8 @@ use crate::db::{
 };
 use crate::error::{NodeError, Result};
 use crate::fedconfig::now_ms;
-use crate::service::{Node, commit_change, licence_status, run_blocking, subject_proto, today_cst};
+use crate::query::project::{licence_status, status};
+use crate::service::{Node, commit_change, run_blocking, subject_proto};
 
 /// Rows per staging or apply chunk.
 const CHUNK: usize = 1000;
@@ -360,6 +362,9 @@ impl Node {
         })
         .await?;
         tracing::info!(dataset = %header.dataset, read, inserted = applied.inserted, updated = applied.updated, "import committed");
+        if applied.inserted + applied.updated > 0 {
+            self.datasets_changed.notify_one();
+        }
         Ok(ImportSummary {
             dataset: header.dataset,
             records_read: read,
@@ -409,7 +414,8 @@ impl Node {
         })
     }
 
-    /// Issues a licence (version 1).
+    /// Issues a licence (version 1). Every change below is committed with its DATA_CHANGE
+    /// entry, then signals the watcher to republish the dataset's statistics.
     pub async fn issue_licence(
         &self,
         peer: std::result::Result<exchange_pki::PeerIdentity, String>,
@@ -441,6 +447,7 @@ impl Node {
             })
         })
         .await
+        .inspect(|_| self.datasets_changed.notify_one())
     }
 
     /// Updates a licence (a new version).
@@ -481,10 +488,11 @@ impl Node {
             event.record_versions = vec![version];
             commit_change(&log, batch, event)?;
             let l = db.get_json::<StoredLicence>(LICENCES, &licence_key(&dataset, id.as_str()))?;
-            let status = l.map(|l| licence_status(&l, &today_cst(now_ms()))).unwrap_or(LicenceStatus::Unspecified);
+            let status = l.map(|l| licence_status(&l, &date_cst(now_ms()))).unwrap_or(LicenceStatus::Unspecified);
             Ok(LicenceChange { licence_id: id.to_string(), version, status: status as i32 })
         })
         .await
+        .inspect(|_| self.datasets_changed.notify_one())
     }
 
     /// Revokes a licence (a new version with status revoked).
@@ -526,6 +534,7 @@ impl Node {
             })
         })
         .await
+        .inspect(|_| self.datasets_changed.notify_one())
     }
 
     /// Inserts or replaces a base record.
@@ -558,6 +567,11 @@ impl Node {
             Ok(RecordChange { subject: Some(subject_proto(&subject)), version, changed })
         })
         .await
+        .inspect(|change| {
+            if change.changed {
+                self.datasets_changed.notify_one();
+            }
+        })
     }
 
     /// The node's datasets with live counts.
@@ -606,15 +620,5 @@ impl Node {
 
 /// The status of a licence just issued with this validity (valid, expired or not yet valid).
 fn status_of(valid_from: &str, valid_until: &str) -> LicenceStatus {
-    let l = StoredLicence {
-        holder_kind: exchange_core::ident::SubjectKind::Organisation,
-        holder_id: String::new(),
-        version: 1,
-        status: StoredStatus::Valid,
-        valid_from: valid_from.into(),
-        valid_until: valid_until.into(),
-        fields: BTreeMap::new(),
-        updated_at_ms: 0,
-    };
-    licence_status(&l, &today_cst(now_ms()))
+    status(standing(false, valid_from, valid_until, &date_cst(now_ms())))
 }

@@ -204,7 +204,7 @@ impl FedState {
         *guard = Some(Arc::new(snapshot));
     }
 
-    fn set_digest_key(&self, key: &SubjectDigestKey) {
+    pub(crate) fn set_digest_key(&self, key: &SubjectDigestKey) {
         if let Ok(k) = <[u8; 32]>::try_from(key.key.as_slice()) {
             let mut guard = self.digester.write().unwrap_or_else(std::sync::PoisonError::into_inner);
             *guard = Some(SubjectDigester::new(k));

@@ -10,6 +10,12 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument as _;
 
 use crate::error::NodeError;
+use crate::query::get_licence::GetLicence;
+use crate::query::get_record::GetRecord;
+use crate::query::list_licences::ListLicences;
+use crate::query::match_record::MatchRecord;
+use crate::query::verify_licence::VerifyLicence;
+use crate::query::{BatchReply, Form, QueryRequest};
 use crate::service::Node;
 
 /// The gRPC face of the [`Node`].
@@ -51,43 +57,55 @@ fn span(method: &'static str, caller: &Result<exchange_pki::PeerIdentity, String
     tracing::info_span!("node", method, caller = dept)
 }
 
-macro_rules! batch {
-    ($self:ident, $req:ident, $method:literal, $kind:expr, $item_fn:ident, $result:ident, $answer:ident, |$it:ident, $prefix:ident| ($($arg:expr),*)) => {{
-        let who = peer(&$req);
-        let span = span($method, &who);
-        let r = $req.into_inner();
-        let node = $self.node.clone();
-        let result = async move {
-            let p = node.prepare(who, $method, &r.dataset, $kind, r.context.as_ref()).await?;
-            node.check_batch(&p, r.items.len()).await?;
-            let mut items = Vec::with_capacity(r.items.len());
-            for (i, $it) in r.items.iter().enumerate() {
-                let $prefix = format!("items[{i}].");
-                let out = node.$item_fn(&p, &$prefix, $($arg),*).await;
-                items.push(match out {
-                    Ok(a) => $result { status: Some(ItemStatus::default()), answer: Some(a) },
-                    Err(e) => $result { status: Some(e.to_item_status()), answer: None },
-                });
-            }
-            Ok($answer { items })
+impl NodeGrpc {
+    /// A single-form query: prepared, then its one question through the pipeline.
+    async fn query<F: Form, R: QueryRequest>(
+        &self,
+        method: &'static str,
+        req: Request<R>,
+    ) -> Result<Response<F::Answer>, Status> {
+        let who = peer(&req);
+        let span = span(method, &who);
+        let r = req.into_inner();
+        let result = async {
+            let p = self.node.prepare(who, method, r.dataset(), F::KIND, r.context()).await?;
+            let questions = r.questions();
+            let asked =
+                questions.first().ok_or_else(|| NodeError::Internal("a request without its question".into()))?;
+            self.node.serve::<F>(&p, "", asked).await
         }
         .instrument(span.clone())
         .await;
         respond(&span, result)
-    }};
+    }
+
+    /// A batch: prepared once, then every item through the pipeline, each with its own result.
+    async fn batch<F: Form, R: QueryRequest, B: BatchReply<F::Answer>>(
+        &self,
+        method: &'static str,
+        req: Request<R>,
+    ) -> Result<Response<B>, Status> {
+        let who = peer(&req);
+        let span = span(method, &who);
+        let r = req.into_inner();
+        let result = async {
+            let p = self.node.prepare(who, method, r.dataset(), F::KIND, r.context()).await?;
+            Ok(B::reply(self.node.serve_batch::<F>(&p, &r.questions()).await?))
+        }
+        .instrument(span.clone())
+        .await;
+        respond(&span, result)
+    }
 }
 
-/// A licence change by the provider's own systems (committed with its DATA_CHANGE entry by
-/// the handler); then the watcher republishes the dataset's statistics.
-macro_rules! licence_change {
+/// A call of a provider-side or status RPC: the handler inside the caller's span, the error
+/// mapped once.
+macro_rules! call {
     ($self:ident, $req:ident, $method:ident) => {{
         let who = peer(&$req);
         let span = span(stringify!($method), &who);
         let r = $req.into_inner();
         let result = $self.node.$method(who, r).instrument(span.clone()).await;
-        if result.is_ok() {
-            $self.node.datasets_changed.notify_one();
-        }
         respond(&span, result)
     }};
 }
@@ -95,156 +113,61 @@ macro_rules! licence_change {
 #[tonic::async_trait]
 impl NodeApi for NodeGrpc {
     async fn get_licence(&self, req: Request<GetLicenceRequest>) -> Result<Response<LicenceAnswer>, Status> {
-        let who = peer(&req);
-        let span = span("get_licence", &who);
-        let r = req.into_inner();
-        let node = self.node.clone();
-        let result = async move {
-            let p = node.prepare(who, "get_licence", &r.dataset, DatasetKind::Licence, r.context.as_ref()).await?;
-            node.get_licence_item(&p, "", &r.licence_id, &r.fields, &r.consent_token, r.version).await
-        }
-        .instrument(span.clone())
-        .await;
-        respond(&span, result)
+        self.query::<GetLicence, _>("get_licence", req).await
     }
 
     async fn verify_licence(
         &self,
         req: Request<VerifyLicenceRequest>,
     ) -> Result<Response<VerifyLicenceAnswer>, Status> {
-        let who = peer(&req);
-        let span = span("verify_licence", &who);
-        let r = req.into_inner();
-        let node = self.node.clone();
-        let result = async move {
-            let p = node.prepare(who, "verify_licence", &r.dataset, DatasetKind::Licence, r.context.as_ref()).await?;
-            node.verify_licence_item(&p, "", &r.licence_id, r.holder.as_ref(), &r.fields, &r.consent_token).await
-        }
-        .instrument(span.clone())
-        .await;
-        respond(&span, result)
+        self.query::<VerifyLicence, _>("verify_licence", req).await
     }
 
     async fn list_licences(&self, req: Request<ListLicencesRequest>) -> Result<Response<ListLicencesAnswer>, Status> {
-        let who = peer(&req);
-        let span = span("list_licences", &who);
-        let r = req.into_inner();
-        let node = self.node.clone();
-        let result = async move {
-            let p = node.prepare(who, "list_licences", &r.dataset, DatasetKind::Licence, r.context.as_ref()).await?;
-            node.list_licences_item(&p, "", r.holder.as_ref(), &r.fields, &r.consent_token).await
-        }
-        .instrument(span.clone())
-        .await;
-        respond(&span, result)
+        self.query::<ListLicences, _>("list_licences", req).await
     }
 
     async fn get_record(&self, req: Request<GetRecordRequest>) -> Result<Response<RecordAnswer>, Status> {
-        let who = peer(&req);
-        let span = span("get_record", &who);
-        let r = req.into_inner();
-        let node = self.node.clone();
-        let result = async move {
-            let p = node.prepare(who, "get_record", &r.dataset, DatasetKind::Record, r.context.as_ref()).await?;
-            node.get_record_item(&p, "", r.subject.as_ref(), &r.fields, &r.consent_token, r.version).await
-        }
-        .instrument(span.clone())
-        .await;
-        respond(&span, result)
+        self.query::<GetRecord, _>("get_record", req).await
     }
 
     async fn match_record(&self, req: Request<MatchRecordRequest>) -> Result<Response<MatchAnswer>, Status> {
-        let who = peer(&req);
-        let span = span("match_record", &who);
-        let r = req.into_inner();
-        let node = self.node.clone();
-        let result = async move {
-            let p = node.prepare(who, "match_record", &r.dataset, DatasetKind::Record, r.context.as_ref()).await?;
-            node.match_record_item(&p, "", r.subject.as_ref(), &r.claims, &r.consent_token).await
-        }
-        .instrument(span.clone())
-        .await;
-        respond(&span, result)
+        self.query::<MatchRecord, _>("match_record", req).await
     }
 
     async fn batch_get_licences(
         &self,
         req: Request<BatchGetLicencesRequest>,
     ) -> Result<Response<BatchLicenceAnswer>, Status> {
-        batch!(
-            self,
-            req,
-            "batch_get_licences",
-            DatasetKind::Licence,
-            get_licence_item,
-            LicenceItemResult,
-            BatchLicenceAnswer,
-            |it, prefix| (&it.licence_id, &it.fields, &it.consent_token, 0)
-        )
+        self.batch::<GetLicence, _, _>("batch_get_licences", req).await
     }
 
     async fn batch_verify_licences(
         &self,
         req: Request<BatchVerifyLicencesRequest>,
     ) -> Result<Response<BatchVerifyLicenceAnswer>, Status> {
-        batch!(
-            self,
-            req,
-            "batch_verify_licences",
-            DatasetKind::Licence,
-            verify_licence_item,
-            VerifyItemResult,
-            BatchVerifyLicenceAnswer,
-            |it, prefix| (&it.licence_id, it.holder.as_ref(), &it.fields, &it.consent_token)
-        )
+        self.batch::<VerifyLicence, _, _>("batch_verify_licences", req).await
     }
 
     async fn batch_list_licences(
         &self,
         req: Request<BatchListLicencesRequest>,
     ) -> Result<Response<BatchListLicencesAnswer>, Status> {
-        batch!(
-            self,
-            req,
-            "batch_list_licences",
-            DatasetKind::Licence,
-            list_licences_item,
-            ListLicencesItemResult,
-            BatchListLicencesAnswer,
-            |it, prefix| (it.holder.as_ref(), &it.fields, &it.consent_token)
-        )
+        self.batch::<ListLicences, _, _>("batch_list_licences", req).await
     }
 
     async fn batch_get_records(
         &self,
         req: Request<BatchGetRecordsRequest>,
     ) -> Result<Response<BatchRecordAnswer>, Status> {
-        batch!(
-            self,
-            req,
-            "batch_get_records",
-            DatasetKind::Record,
-            get_record_item,
-            RecordItemResult,
-            BatchRecordAnswer,
-            |it, prefix| (it.subject.as_ref(), &it.fields, &it.consent_token, 0)
-        )
+        self.batch::<GetRecord, _, _>("batch_get_records", req).await
     }
 
     async fn batch_match_records(
         &self,
         req: Request<BatchMatchRecordsRequest>,
     ) -> Result<Response<BatchMatchAnswer>, Status> {
-        batch!(
-            self,
-            req,
-            "batch_match_records",
-            DatasetKind::Record,
-            match_record_item,
-            MatchItemResult,
-            BatchMatchAnswer,
-            |it, prefix| (it.subject.as_ref(), &it.claims, &it.consent_token)
-        )
+        self.batch::<MatchRecord, _, _>("batch_match_records", req).await
     }
 
     async fn describe_datasets(
@@ -262,37 +185,23 @@ impl NodeApi for NodeGrpc {
         let span = span("import", &who);
         let stream = req.into_inner().map(|m| m.map_err(|s| s.message().to_string()));
         let result = self.node.import(who, stream).instrument(span.clone()).await;
-        if let Ok(summary) = &result
-            && summary.inserted + summary.updated > 0
-        {
-            self.node.datasets_changed.notify_one();
-        }
         respond(&span, result)
     }
 
     async fn issue_licence(&self, req: Request<IssueLicenceRequest>) -> Result<Response<LicenceChange>, Status> {
-        licence_change!(self, req, issue_licence)
+        call!(self, req, issue_licence)
     }
 
     async fn update_licence(&self, req: Request<UpdateLicenceRequest>) -> Result<Response<LicenceChange>, Status> {
-        licence_change!(self, req, update_licence)
+        call!(self, req, update_licence)
     }
 
     async fn revoke_licence(&self, req: Request<RevokeLicenceRequest>) -> Result<Response<LicenceChange>, Status> {
-        licence_change!(self, req, revoke_licence)
+        call!(self, req, revoke_licence)
     }
 
     async fn upsert_record(&self, req: Request<UpsertRecordRequest>) -> Result<Response<RecordChange>, Status> {
-        let who = peer(&req);
-        let span = span("upsert_record", &who);
-        let r = req.into_inner();
-        let result = self.node.upsert_record(who, r).instrument(span.clone()).await;
-        if let Ok(change) = &result
-            && change.changed
-        {
-            self.node.datasets_changed.notify_one();
-        }
-        respond(&span, result)
+        call!(self, req, upsert_record)
     }
 
     async fn get_log_status(&self, req: Request<GetLogStatusRequest>) -> Result<Response<LogStatus>, Status> {
