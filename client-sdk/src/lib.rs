@@ -1,5 +1,4 @@
-//! The Rust SDK of the Exchange federation, for department systems, and the `exchange`
-//! operator and auditor command line built on it.
+//! The Rust SDK of the Exchange federation, for department systems.
 //!
 //! A department system builds an [`ExchangeClient`] from its mTLS identity and the catalog's
 //! address and pinned public key. The client learns node endpoints and node keys from the
@@ -33,14 +32,29 @@
 //!
 //! See `examples/rental_filing.rs` for a whole application: consent, tokens, a fan-out to
 //! two providers, verification and the decision. To try it against real daemons on one
-//! machine, [`localnet`] starts a catalog and nodes on loopback (`exchange demo` runs on it).
+//! machine, the `exchange-localnet` crate starts a catalog and nodes on loopback
+//! (`exchange demo` runs on it).
+//!
+//! This crate is the library alone: what a department system links. The `exchange` command
+//! line is the `exchange-cli` crate and the local launcher `exchange-localnet`, so their
+//! command-line, progress-bar, CSV and error-reporting dependencies stay out of a department
+//! system's build (`scripts/tests/sdk-deps.sh` checks it).
+//!
+//! # Features
+//!
+//! - `profile` (off by default): [`profile::Profile`], the TOML connection profile that the
+//!   `exchange` command line and the HTTP gateway read, so both take one file format. It is
+//!   a feature rather than a module of its own crate because it builds a [`ClientConfig`]
+//!   and is worth having in any system that keeps its settings in files; it is off because a
+//!   system that configures the client in code, or in its own configuration format, should
+//!   not compile a TOML parser for it.
 
 pub mod client;
 pub mod config;
 pub mod error;
-pub mod localnet;
 pub mod log;
 pub mod node;
+#[cfg(feature = "profile")]
 pub mod profile;
 pub mod verify;
 

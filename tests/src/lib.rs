@@ -1,5 +1,5 @@
 //! End-to-end suites of the Exchange federation: a real catalog and three real nodes started
-//! as separate processes on loopback ([`exchange_client_sdk::localnet`]), each with its own
+//! as separate processes on loopback ([`exchange_localnet`]), each with its own
 //! certificate and RocksDB directory, driven through the SDK and the `exchange` command line.
 //! The suites are in `tests/`; this library is their harness: the demo federation with
 //! grants and data, consent tokens (also forged ones, signed with the catalog's key read
@@ -10,15 +10,15 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use exchange_client_sdk::localnet::data::{
-    self, AMR, BUSINESS_LICENCE, DemoData, GSC, HCB, OPENING, PNR, POPULATION, PROPERTY_CERTIFICATE, PSB, RENTAL, Row,
-};
-use exchange_client_sdk::localnet::{Localnet, default_bin_dir};
 use exchange_client_sdk::{Error, ExchangeClient, NodeAnswer, NodeQuery};
 use exchange_core::token::{ConsentClaims, TokenIssuer};
+use exchange_localnet::data::{
+    self, AMR, BUSINESS_LICENCE, DemoData, GSC, HCB, OPENING, PNR, POPULATION, PROPERTY_CERTIFICATE, PSB, RENTAL, Row,
+};
+use exchange_localnet::{Localnet, default_bin_dir};
 use exchange_proto::v1::*;
 
-pub use exchange_client_sdk::localnet::data::import_request;
+pub use exchange_localnet::data::import_request;
 
 /// The rate limit of the grant the rate-limit case exhausts (GSC on property certificates).
 pub const TIGHT_RATE_PER_MINUTE: u32 = 2;
@@ -214,7 +214,7 @@ impl TestFed {
     pub fn forge_token(&self, claims: ConsentClaims) -> String {
         let key = exchange_pki::keyfile::read_signing_key(&self.net.dir().join("keys/catalog-signing.pem"))
             .must("catalog signing key");
-        TokenIssuer::new(exchange_client_sdk::localnet::LOG_ORIGIN, &key).must("issuer").issue(claims).must("sign")
+        TokenIssuer::new(exchange_localnet::LOG_ORIGIN, &key).must("issuer").issue(claims).must("sign")
     }
 
     /// The query entries of the central log with `trace`, once every node has shipped.

@@ -4,7 +4,7 @@
 
 use std::io::Write as _;
 
-use exchange_client_sdk::localnet::data::{self, HCB, POPULATION, PSB, RENTAL};
+use exchange_localnet::data::{self, HCB, POPULATION, PSB, RENTAL};
 use exchange_tests::*;
 use serde_json::Value;
 

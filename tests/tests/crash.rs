@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use exchange_client_sdk::NodeAnswer;
-use exchange_client_sdk::localnet::data::{self, HCB, POPULATION, PSB, RENTAL};
+use exchange_localnet::data::{self, HCB, POPULATION, PSB, RENTAL};
 use exchange_tests::*;
 
 /// Queries each driver sends at most (the kill comes well before).

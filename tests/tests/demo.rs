@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use exchange_client_sdk::localnet::default_bin_dir;
+use exchange_localnet::default_bin_dir;
 
 #[test]
 fn the_demo_runs_both_scenarios_and_verifies_the_audit_trail() {
@@ -59,7 +59,7 @@ fn the_demo_runs_both_scenarios_and_verifies_the_audit_trail() {
     assert!(!stdout.contains('✘'), "{stdout}");
     // Personal data never reaches a daemon's log: the demo data is deterministic, so every
     // resident id it holds can be looked for.
-    let data = exchange_client_sdk::localnet::data::generate(2000);
+    let data = exchange_localnet::data::generate(2000);
     for log in ["catalog", "gov.sz.psb", "gov.sz.amr", "gov.sz.pnr"] {
         let text = std::fs::read_to_string(dir.path().join(format!("federation/logs/{log}.log"))).expect("daemon log");
         assert!(!text.is_empty(), "{log}.log is empty: the daemons log their start");

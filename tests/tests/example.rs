@@ -4,8 +4,8 @@
 
 use std::process::Command;
 
-use exchange_client_sdk::localnet::data::HCB;
-use exchange_client_sdk::localnet::default_bin_dir;
+use exchange_localnet::data::HCB;
+use exchange_localnet::default_bin_dir;
 use exchange_tests::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

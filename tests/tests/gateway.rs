@@ -8,8 +8,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use exchange_client_sdk::localnet::data::{self, HCB, POPULATION, PSB, RENTAL};
-use exchange_client_sdk::localnet::default_bin_dir;
+use exchange_localnet::data::{self, HCB, POPULATION, PSB, RENTAL};
+use exchange_localnet::default_bin_dir;
 use exchange_tests::*;
 
 const CALLER: &str = "rental-system";

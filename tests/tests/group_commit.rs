@@ -1,7 +1,7 @@
 //! Group commit: under concurrency, queries share the disk syncs of the node's access log,
 //! so that durability does not cost one sync per query; every answer is still logged.
 
-use exchange_client_sdk::localnet::data::{HCB, POPULATION, PSB, RENTAL};
+use exchange_localnet::data::{HCB, POPULATION, PSB, RENTAL};
 use exchange_tests::*;
 
 /// Queries in flight at once.

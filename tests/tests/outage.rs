@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use exchange_client_sdk::localnet::CATALOG;
-use exchange_client_sdk::localnet::data::{AUDIT, HCB, POPULATION, PSB, RENTAL};
 use exchange_client_sdk::log::verify_consistency_proof;
+use exchange_localnet::CATALOG;
+use exchange_localnet::data::{AUDIT, HCB, POPULATION, PSB, RENTAL};
 use exchange_proto::v1::*;
 use exchange_tests::*;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -17,12 +17,11 @@ use tonic_health::pb::health_check_response::ServingStatus;
 /// port: its exit code and what it printed.
 fn probe(fed: &TestFed, daemon: &str, dept: &str) -> (i32, String) {
     let port = fed.net.port(dept).must("port");
-    let out =
-        std::process::Command::new(exchange_client_sdk::localnet::default_bin_dir().must("binaries").join(daemon))
-            .args(["health", "--addr", &format!("https://127.0.0.1:{port}"), "--ca"])
-            .arg(fed.net.dir().join("pki/ca.crt"))
-            .output()
-            .must("run the health probe");
+    let out = std::process::Command::new(exchange_localnet::default_bin_dir().must("binaries").join(daemon))
+        .args(["health", "--addr", &format!("https://127.0.0.1:{port}"), "--ca"])
+        .arg(fed.net.dir().join("pki/ca.crt"))
+        .output()
+        .must("run the health probe");
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
@@ -101,7 +100,7 @@ async fn nodes_serve_from_cache_then_refuse_and_catch_up_after_the_outage() {
     let mut seen: BTreeMap<(String, u64), u32> = BTreeMap::new();
     for entry in &log {
         let e = entry.event.as_ref().expect("event");
-        if e.recorder != exchange_client_sdk::localnet::CATALOG_ID {
+        if e.recorder != exchange_localnet::CATALOG_ID {
             *seen.entry((e.recorder.clone(), e.sequence)).or_default() += 1;
         }
     }

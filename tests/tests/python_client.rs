@@ -4,12 +4,14 @@
 //! profile, a landlord of the demo data and the vectors' file in its environment. The suite
 //! covers the rental filing scenario end to end, a verified licence verdict for business
 //! opening, a refusal with its reason, tampered answers
-//! refused by the client's verifier, and the canonical bytes of every answer kind.
+//! refused by the client's verifier, the batch forms (each item verified on its own, a
+//! refused item with its reason beside answered ones, tampered batch answers refused), and
+//! the canonical bytes of every answer kind and the question of every request and batch item.
 
 use std::path::PathBuf;
 use std::process::Command;
 
-use exchange_client_sdk::localnet::data::{GSC, HCB};
+use exchange_localnet::data::{GSC, HCB};
 use exchange_proto::canonical::{Asked, SignedAnswer};
 use exchange_proto::v1::*;
 use exchange_tests::*;
@@ -54,6 +56,14 @@ fn with_request<R: Asked + Message>(mut v: serde_json::Value, ty: &str, request:
     v["request"] = hex(&request.encode_to_vec()).into();
     v["question"] = hex(&request.question().encode_to_vec()).into();
     v
+}
+
+fn with_item<I: Asked + Message>(ty: &str, item: &I) -> serde_json::Value {
+    serde_json::json!({
+        "type": ty,
+        "message": hex(&item.encode_to_vec()),
+        "question": hex(&item.question().encode_to_vec()),
+    })
 }
 
 /// Answers of every kind, with the edge cases of the encoding: absent header, question and
@@ -105,7 +115,7 @@ fn canonical_vectors() -> serde_json::Value {
     };
     let sig =
         Some(AnswerSignature { node: "x".into(), key_id: "y".into(), digest: vec![1; 32], signature: vec![2; 64] });
-    serde_json::Value::Array(vec![
+    let mut vectors = vec![
         with_request(
             vector(
                 "get_licence, historical",
@@ -188,7 +198,44 @@ fn canonical_vectors() -> serde_json::Value {
             "MatchRecordRequest",
             &matching,
         ),
-    ])
+    ];
+    // Each batch item's question, beside the question of its single-call request (in order).
+    let token = || "token".to_string();
+    let items = [
+        with_item(
+            "LicenceItem",
+            &LicenceItem {
+                licence_id: get_licence.licence_id.clone(),
+                fields: get_licence.fields.clone(),
+                consent_token: token(),
+            },
+        ),
+        with_item(
+            "VerifyItem",
+            &VerifyItem {
+                licence_id: verify.licence_id.clone(),
+                holder: verify.holder.clone(),
+                fields: verify.fields.clone(),
+                consent_token: token(),
+            },
+        ),
+        with_item(
+            "HolderItem",
+            &HolderItem { holder: list.holder.clone(), fields: vec!["b".into(), "a".into()], consent_token: token() },
+        ),
+        with_item(
+            "RecordItem",
+            &RecordItem { subject: record.subject.clone(), fields: record.fields.clone(), consent_token: token() },
+        ),
+        with_item(
+            "MatchItem",
+            &MatchItem { subject: matching.subject.clone(), claims: matching.claims.clone(), consent_token: token() },
+        ),
+    ];
+    for (v, item) in vectors.iter_mut().filter(|v| v.get("request").is_some()).zip(items) {
+        v["item"] = item;
+    }
+    serde_json::Value::Array(vectors)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -197,6 +244,13 @@ async fn the_python_client_passes_its_suite_against_a_real_federation() {
     let (landlord, property) = fed.landlord();
     let (id, name, status) = (landlord["id_number"].clone(), landlord["name"].clone(), landlord["status"].clone());
     let cert_no = property["cert_no"].clone();
+    let tenant = fed
+        .data
+        .persons
+        .iter()
+        .find(|p| p["status"] == "normal" && p["id_number"] != id)
+        .must("a second citizen")
+        .clone();
     let company = fed.data.businesses.iter().find(|b| b["status"] == "active").must("an active company").clone();
     let dir = tempfile::tempdir().must("temporary folder");
     let vectors = dir.path().join("canonical-vectors.json");
@@ -215,6 +269,9 @@ async fn the_python_client_passes_its_suite_against_a_real_federation() {
         .env("EXCHANGE_LANDLORD_NAME", &name)
         .env("EXCHANGE_LANDLORD_STATUS", &status)
         .env("EXCHANGE_LANDLORD_CERT", &cert_no)
+        .env("EXCHANGE_TENANT_ID", &tenant["id_number"])
+        .env("EXCHANGE_TENANT_NAME", &tenant["name"])
+        .env("EXCHANGE_TENANT_STATUS", &tenant["status"])
         .env("EXCHANGE_GSC_PROFILE", fed.net.profile_path(GSC))
         .env("EXCHANGE_COMPANY_CODE", &company["credit_code"])
         .env("EXCHANGE_COMPANY_LICENCE", &company["licence_no"])

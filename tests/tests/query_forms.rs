@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use exchange_client_sdk::localnet::data::{AMR, BUSINESS_LICENCE, GSC, HCB, OPENING, POPULATION};
+use exchange_localnet::data::{AMR, BUSINESS_LICENCE, GSC, HCB, OPENING, POPULATION};
 use exchange_proto::v1::*;
 use exchange_tests::*;
 
@@ -27,7 +27,7 @@ fn verify(licence: &str, holder: &str, token: &str, trace: &str) -> VerifyLicenc
 /// The business licence dataset holds personal data (the legal representative), so every
 /// query of it needs the company's consent: recorded for the service centre, and its token.
 async fn company_token(fed: &TestFed, code: &str) -> String {
-    let mut request = exchange_client_sdk::localnet::data::face_scan_consent(
+    let mut request = exchange_localnet::data::face_scan_consent(
         code,
         GSC,
         &[BUSINESS_LICENCE],
@@ -280,7 +280,7 @@ async fn every_query_form_and_the_licence_lifecycle() {
     assert_eq!(v.answer().verdict, Verdict::Unknown as i32);
 
     // A base record replaced by the provider's systems: both versions can be read.
-    let psb = fed.client(exchange_client_sdk::localnet::data::PSB).clone();
+    let psb = fed.client(exchange_localnet::data::PSB).clone();
     let citizen = fed.data.persons[5].clone();
     let mut renamed: HashMap<String, String> = citizen.clone().into_iter().collect();
     renamed.insert("name".into(), "张改名".into());

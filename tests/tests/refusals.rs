@@ -6,10 +6,10 @@
 use std::time::Duration;
 
 use exchange_client_sdk::NodeQuery;
-use exchange_client_sdk::localnet::data::{
+use exchange_core::token::ConsentClaims;
+use exchange_localnet::data::{
     AMR, BUSINESS_LICENCE, GSC, HCB, OPENING, POPULATION, PROPERTY_CERTIFICATE, PSB, RENTAL,
 };
-use exchange_core::token::ConsentClaims;
 use exchange_pki::{CertKind, CertSpec, FederationCa};
 use exchange_proto::v1::node_client::NodeClient;
 use exchange_proto::v1::*;
@@ -257,7 +257,7 @@ async fn every_refusal_is_precise_returns_no_data_and_is_logged() {
         &["HS256", "EdDSA"],
     );
     let stranger = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
-    let foreign = exchange_core::token::TokenIssuer::new(exchange_client_sdk::localnet::LOG_ORIGIN, &stranger)
+    let foreign = exchange_core::token::TokenIssuer::new(exchange_localnet::LOG_ORIGIN, &stranger)
         .expect("issuer")
         .issue(claims(&consent.id, &landlord_id))
         .expect("token");

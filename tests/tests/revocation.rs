@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use exchange_client_sdk::NodeQuery;
-use exchange_client_sdk::localnet::data::{HCB, POPULATION, PROPERTY_CERTIFICATE, RENTAL};
+use exchange_localnet::data::{HCB, POPULATION, PROPERTY_CERTIFICATE, RENTAL};
 use exchange_proto::v1::*;
 use exchange_tests::*;
 

@@ -3,10 +3,10 @@
 //! (verified by the SDK before the test sees it), and the central log entries, matched to
 //! the answers by answer digest.
 
-use exchange_client_sdk::localnet::data::{
+use exchange_client_sdk::{NodeAnswer, NodeQuery};
+use exchange_localnet::data::{
     AMR, BUSINESS_LICENCE, GSC, HCB, OPENING, PNR, POPULATION, PROPERTY_CERTIFICATE, PSB, RENTAL,
 };
-use exchange_client_sdk::{NodeAnswer, NodeQuery};
 use exchange_proto::v1::*;
 use exchange_tests::*;
 
@@ -91,7 +91,7 @@ async fn rental_filing_and_business_opening_answer_exactly_and_are_logged() {
     let gsc = fed.client(GSC);
     // The business licence holds personal data (the legal representative): even a verdict
     // needs the company's consent.
-    let mut company_consent = exchange_client_sdk::localnet::data::face_scan_consent(
+    let mut company_consent = exchange_localnet::data::face_scan_consent(
         &company["credit_code"],
         GSC,
         &[BUSINESS_LICENCE],

@@ -3,8 +3,8 @@
 //! the node's TLS identity) gets its answers refused by the SDK as BadSignature, never as data;
 //! once the operator registers the new key (a rotation), its answers verify again.
 
-use exchange_client_sdk::localnet::data::{HCB, OPS, PNR, PROPERTY_CERTIFICATE, RENTAL};
 use exchange_client_sdk::{Error, NodeQuery};
+use exchange_localnet::data::{HCB, OPS, PNR, PROPERTY_CERTIFICATE, RENTAL};
 use exchange_proto::v1::{GetLicenceRequest, UpdateMemberRequest};
 use exchange_tests::*;
 

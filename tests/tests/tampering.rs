@@ -3,9 +3,9 @@
 //! and exits with 4 (verification failure).
 
 use exchange_catalog::db::{LOG_LEAVES, TABLES};
-use exchange_client_sdk::localnet::CATALOG;
-use exchange_client_sdk::localnet::data::PSB;
-use exchange_client_sdk::localnet::data::{AUDIT, HCB, POPULATION, RENTAL};
+use exchange_localnet::CATALOG;
+use exchange_localnet::data::PSB;
+use exchange_localnet::data::{AUDIT, HCB, POPULATION, RENTAL};
 use exchange_proto::v1::QueryAccessLogRequest;
 use exchange_store::keys::encode_u64;
 use exchange_store::{Durability, KvStore, RocksStore, WriteBatch};

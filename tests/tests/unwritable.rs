@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use exchange_client_sdk::localnet::data::{HCB, POPULATION, PSB, RENTAL};
+use exchange_localnet::data::{HCB, POPULATION, PSB, RENTAL};
 use exchange_proto::v1::ReasonCode;
 use exchange_tests::*;
 use tonic_health::pb::health_check_response::ServingStatus;

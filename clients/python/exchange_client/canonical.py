@@ -88,17 +88,19 @@ def _opt(msg, name):
 
 
 def question_of(request):
-    """The question of a request (GetLicence, VerifyLicence, ListLicences, GetRecord, MatchRecord)."""
+    """The question of a request (GetLicence, VerifyLicence, ListLicences, GetRecord,
+    MatchRecord) or of a batch item (LicenceItem, VerifyItem, HolderItem, RecordItem,
+    MatchItem; a batch item asks for no earlier version)."""
     kind = type(request).__name__
-    if kind == "GetLicenceRequest":
-        return question(request.licence_id, version=request.version, fields=request.fields)
-    if kind == "VerifyLicenceRequest":
+    if kind in ("GetLicenceRequest", "LicenceItem"):
+        return question(request.licence_id, version=getattr(request, "version", 0), fields=request.fields)
+    if kind in ("VerifyLicenceRequest", "VerifyItem"):
         return question(request.licence_id, claimed_holder=_opt(request, "holder"), fields=request.fields)
-    if kind == "ListLicencesRequest":
+    if kind in ("ListLicencesRequest", "HolderItem"):
         return question(subject=_opt(request, "holder"), fields=request.fields)
-    if kind == "GetRecordRequest":
-        return question(subject=_opt(request, "subject"), version=request.version, fields=request.fields)
-    if kind == "MatchRecordRequest":
+    if kind in ("GetRecordRequest", "RecordItem"):
+        return question(subject=_opt(request, "subject"), version=getattr(request, "version", 0), fields=request.fields)
+    if kind in ("MatchRecordRequest", "MatchItem"):
         return question(subject=_opt(request, "subject"), claims=request.claims)
     raise TypeError(f"no question for a {kind}")
 

@@ -17,7 +17,9 @@ from google.protobuf.message import DecodeError
 
 from ._proto import catalog_pb2, catalog_pb2_grpc, common_pb2, node_pb2, node_pb2_grpc
 from .canonical import question_of
-from .verify import Expected, FederationView, Verified, VerificationError, verify_answer, verify_federation_config
+from .verify import (
+    Expected, FederationView, Verified, VerificationError, verify_answer, verify_federation_config, verify_items,
+)
 
 
 class ExchangeError(Exception):
@@ -26,6 +28,15 @@ class ExchangeError(Exception):
 
 class ProfileError(ExchangeError):
     """The connection profile is missing, unreadable or incomplete."""
+
+
+# gRPC status code numbers (as a batch item's status carries them) to grpcio's codes.
+_STATUS_CODES = {c.value[0]: c for c in grpc.StatusCode}
+
+# The node's batch forms (one per query form).
+BATCH_METHODS = (
+    "BatchGetLicences", "BatchVerifyLicences", "BatchListLicences", "BatchGetRecords", "BatchMatchRecords",
+)
 
 
 class Refused(ExchangeError):
@@ -50,6 +61,13 @@ class Refused(ExchangeError):
     @property
     def field(self) -> str:
         return self.refusal.field if self.refusal is not None else ""
+
+    @classmethod
+    def of_item(cls, status) -> "Refused":
+        """The refusal of one batch item (``exchange.v1.ItemStatus``): the code the item would
+        have had as a single call, its message and reason."""
+        code = _STATUS_CODES.get(status.code, grpc.StatusCode.UNKNOWN)
+        return cls(code, status.message, common_pb2.Refusal(reason_code=status.reason_code))
 
     @classmethod
     def of(cls, err: grpc.RpcError) -> "Refused":
@@ -240,6 +258,30 @@ class ExchangeClient:
         """The node's answer as received, NOT verified (for tests and evidence tooling)."""
         _, stub = self._node(request.dataset)
         return self._call(getattr(stub, method), request)
+
+    def batch(self, method: str, request) -> list:
+        """Calls a batch form (``BatchGetRecords``, ``BatchVerifyLicences``, ... see
+        :data:`BATCH_METHODS`) on the dataset's node: one result per item, in order, each
+        either the item's :class:`Verified` answer or a :class:`Refused` (not raised) with
+        the item's code and reason. A refusal of the whole call raises :class:`Refused`; an
+        answer that fails verification raises :class:`VerificationError` (see
+        :meth:`verify_batch`)."""
+        if method not in BATCH_METHODS:
+            raise ExchangeError(f"{method} is not a batch form of the node ({', '.join(BATCH_METHODS)})")
+        return self.verify_batch(request, self.raw_query(method, request))
+
+    def verify_batch(self, request, answer) -> list:
+        """Verifies a batch answer against the batch asked (:func:`verify_items`), each item
+        against its own question; refused items become :class:`Refused` values."""
+        info, _ = self._node(request.dataset)
+        expected = [self.expected_item(request, item) for item in request.items]
+        results = verify_items(answer.items, expected, info.key)
+        return [r if isinstance(r, Verified) else Refused.of_item(r) for r in results]
+
+    def expected_item(self, request, item) -> Expected:
+        """What the answer to one item of the batch ``request`` must say."""
+        provider = request.dataset.split("/", 1)[0]
+        return Expected(provider, self.dept_id, request.dataset, question_of(item))
 
     def node_key(self, dataset: str) -> Ed25519PublicKey:
         return self._node(dataset)[0].key

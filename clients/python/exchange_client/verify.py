@@ -173,6 +173,31 @@ def verify_answer(answer, expected: Expected, node_key: Ed25519PublicKey) -> Ver
     return Verified(answer=answer, node=node, key_id=want_key, digest=digest)
 
 
+def verify_items(items, expected: list[Expected], node_key: Ed25519PublicKey) -> list:
+    """Verifies the items of a batch answer (``answer.items``) against the items asked, in
+    order, as the Rust SDK does: one result per item, either the item's :class:`Verified`
+    answer or, for an item the node refused, its ``exchange.v1.ItemStatus``. A batch answer
+    holding another number of items than asked, an item marked OK without an answer, or
+    any item whose answer fails :func:`verify_answer` (altered, signed by another key, or
+    answering another item's question) raises :class:`VerificationError` for the whole
+    batch: a node that sends one bad item cannot be trusted with the others."""
+    if len(items) != len(expected):
+        node = expected[0].node if expected else "the node"
+        raise VerificationError(f"batch answer from {node} holds {len(items)} items for {len(expected)} asked")
+    out = []
+    for i, (item, want) in enumerate(zip(items, expected)):
+        if item.status.code != 0:
+            out.append(item.status)
+            continue
+        if not item.HasField("answer"):
+            raise VerificationError(f"batch item {i} from {want.node} is OK but carries no answer")
+        try:
+            out.append(verify_answer(item.answer, want, node_key))
+        except VerificationError as e:
+            raise VerificationError(f"batch item {i}: {e}") from None
+    return out
+
+
 @dataclass(frozen=True)
 class NodeInfo:
     """A node as the verified federation configuration describes it."""

@@ -5,6 +5,8 @@
 - ``EXCHANGE_LANDLORD_ID``, ``EXCHANGE_LANDLORD_NAME``, ``EXCHANGE_LANDLORD_STATUS``: a
   landlord of the demo data and the population record's values the tests expect;
 - ``EXCHANGE_LANDLORD_CERT``: the number of that landlord's property certificate;
+- ``EXCHANGE_TENANT_ID``, ``EXCHANGE_TENANT_NAME``, ``EXCHANGE_TENANT_STATUS``: another
+  citizen of the demo data (the batch tests ask about both);
 - ``EXCHANGE_GSC_PROFILE``, ``EXCHANGE_COMPANY_CODE``, ``EXCHANGE_COMPANY_LICENCE``: the
   service centre's profile and an active company with its business licence number;
 - ``EXCHANGE_CANONICAL_VECTORS``: a JSON file of answers encoded by the Rust node's types
@@ -36,14 +38,19 @@ def client():
         yield c
 
 
+def citizen(prefix: str) -> dict:
+    """A citizen of the demo data from ``<prefix>_ID``, ``_NAME`` and ``_STATUS``."""
+    return {"id": env(f"{prefix}_ID"), "name": env(f"{prefix}_NAME"), "status": env(f"{prefix}_STATUS")}
+
+
 @pytest.fixture(scope="session")
 def landlord():
-    return {
-        "id": env("EXCHANGE_LANDLORD_ID"),
-        "name": env("EXCHANGE_LANDLORD_NAME"),
-        "status": env("EXCHANGE_LANDLORD_STATUS"),
-        "cert_no": env("EXCHANGE_LANDLORD_CERT"),
-    }
+    return {**citizen("EXCHANGE_LANDLORD"), "cert_no": env("EXCHANGE_LANDLORD_CERT")}
+
+
+@pytest.fixture(scope="session")
+def tenant():
+    return citizen("EXCHANGE_TENANT")
 
 
 @pytest.fixture(scope="session")

@@ -30,12 +30,19 @@ def test_canonical_bytes_match_the_rust_implementation():
 
 
 def test_questions_match_the_rust_implementation():
+    items = set()
     for v in vectors():
         if "request" not in v:
             continue
         request = getattr(node_pb2, v["request_type"])()
         request.ParseFromString(bytes.fromhex(v["request"]))
         assert question_of(request).SerializeToString().hex() == v["question"], v["name"]
+        # The batch item of the same form (a batch item asks for no earlier version).
+        item = getattr(node_pb2, v["item"]["type"])()
+        item.ParseFromString(bytes.fromhex(v["item"]["message"]))
+        assert question_of(item).SerializeToString().hex() == v["item"]["question"], v["item"]["type"]
+        items.add(v["item"]["type"])
+    assert items == {"LicenceItem", "VerifyItem", "HolderItem", "RecordItem", "MatchItem"}
 
 
 def signed_answer(key):

@@ -5,10 +5,8 @@
 //! digest key only when it provides personal data.
 
 use exchange_client_sdk::NodeQuery;
-use exchange_client_sdk::localnet::data::{
-    AMR, AUDIT, BUSINESS_LICENCE, GSC, HCB, OPENING, OPS, PNR, POPULATION, PSB, RENTAL,
-};
 use exchange_client_sdk::log::{verify_inclusion_of, verify_inclusion_proof};
+use exchange_localnet::data::{AMR, AUDIT, BUSINESS_LICENCE, GSC, HCB, OPENING, OPS, PNR, POPULATION, PSB, RENTAL};
 use exchange_proto::refusal;
 use exchange_proto::v1::catalog_client::CatalogClient;
 use exchange_proto::v1::*;
@@ -380,14 +378,13 @@ async fn bad_sizes_tokens_and_rate_limits_are_refused_and_key_files_are_private(
     // Key files: mode 0600, from the catalog's keygen and from the local federation.
     use std::os::unix::fs::PermissionsExt as _;
     let dir = tempfile::tempdir().must("temporary folder");
-    let out = std::process::Command::new(
-        exchange_client_sdk::localnet::default_bin_dir().must("binaries").join("exchange-catalog"),
-    )
-    .arg("keygen")
-    .arg("--dir")
-    .arg(dir.path().join("keys"))
-    .output()
-    .must("run exchange-catalog keygen");
+    let out =
+        std::process::Command::new(exchange_localnet::default_bin_dir().must("binaries").join("exchange-catalog"))
+            .arg("keygen")
+            .arg("--dir")
+            .arg(dir.path().join("keys"))
+            .output()
+            .must("run exchange-catalog keygen");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     for path in [
         dir.path().join("keys/catalog-signing.pem"),

@@ -5,7 +5,7 @@
 //! central log once every node has shipped.
 
 use exchange_client_sdk::NodeQuery;
-use exchange_client_sdk::localnet::data::{GSC, HCB, OPENING, OPS, PNR, POPULATION, PROPERTY_CERTIFICATE, PSB, RENTAL};
+use exchange_localnet::data::{GSC, HCB, OPENING, OPS, PNR, POPULATION, PROPERTY_CERTIFICATE, PSB, RENTAL};
 use exchange_pki::{CertKind, CertSpec, FederationCa};
 use exchange_proto::refusal;
 use exchange_proto::v1::node_client::NodeClient;

@@ -5,8 +5,8 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use exchange_client_sdk::localnet::data::{HCB, POPULATION, PROPERTY_CERTIFICATE, PSB, RENTAL};
 use exchange_core::token::{ConsentClaims, MAX_TOKEN_LIFETIME_SECS};
+use exchange_localnet::data::{HCB, POPULATION, PROPERTY_CERTIFICATE, PSB, RENTAL};
 use exchange_proto::v1::*;
 use exchange_tests::*;
 use tonic::Code;

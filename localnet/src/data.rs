@@ -41,9 +41,9 @@ pub const PROPERTY_CERTIFICATE: &str = "gov.sz.pnr/property-certificate";
 
 /// The standard schemas of `deploy/schemas/`.
 pub const SCHEMAS: [&str; 3] = [
-    include_str!("../../../deploy/schemas/population.json"),
-    include_str!("../../../deploy/schemas/business-licence.json"),
-    include_str!("../../../deploy/schemas/property-certificate.json"),
+    include_str!("../../deploy/schemas/population.json"),
+    include_str!("../../deploy/schemas/business-licence.json"),
+    include_str!("../../deploy/schemas/property-certificate.json"),
 ];
 
 /// One record as field name → text, ready for import.

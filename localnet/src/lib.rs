@@ -4,7 +4,12 @@
 //!
 //! `exchange demo` runs on it, the end-to-end suites in `tests/` drive it (stopping, killing
 //! and restarting daemons), and a department developer can use it to try an integration
-//! against real daemons without a deployment. It listens on 127.0.0.1 only.
+//! against real daemons without a deployment. It listens on 127.0.0.1 only. [`data`] is the
+//! demo federation: its members, schemas and a generated population.
+//!
+//! It is a crate of its own, not part of `exchange-client-sdk`, so that a department
+//! system's build does not carry a launcher, its error reporting (anyhow) and the demo's
+//! data generator.
 //!
 //! The folder it writes is the layout an operator would deploy, in miniature:
 //! `pki/` (federation CA and a certificate per member), `keys/`, `catalog.toml`,
@@ -27,7 +32,7 @@ use exchange_pki::{CertKind, CertSpec, FederationCa, TlsFiles};
 use exchange_proto::v1::{Dataset, DatasetKind, LogStatus, Member, Role, ShareClass};
 use tokio::process::{Child, Command};
 
-use crate::{ClientConfig, ClientIdentity, ExchangeClient};
+use exchange_client_sdk::{ClientConfig, ClientIdentity, ExchangeClient};
 
 /// The catalog's department id in a local federation.
 pub const CATALOG_ID: &str = "gov.sz.exchange";

@@ -1,5 +1,7 @@
 //! The `exchange` command line, run as a binary.
 
+// The same in-process catalog the SDK's own tests run against (one copy, in the SDK's tests).
+#[path = "../../client-sdk/tests/common/mod.rs"]
 mod common;
 
 use std::path::Path;

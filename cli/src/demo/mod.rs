@@ -1,7 +1,7 @@
 //! `exchange demo`: a whole federation on loopback, with demo data and the two service
 //! scenarios run end to end through the SDK.
 //!
-//! It starts, as separate processes ([`exchange_client_sdk::localnet`]), a catalog and three
+//! It starts, as separate processes ([`exchange_localnet`]), a catalog and three
 //! department nodes — public security (人口基础库), market regulation (营业执照) and natural
 //! resources (不动产权证书) — each with its own certificate and RocksDB directory under one
 //! data directory; registers members, schemas and grants; imports generated data; then runs
@@ -13,12 +13,12 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context as _, bail};
-use exchange_client_sdk::localnet::data::{self, DemoData};
-use exchange_client_sdk::localnet::{Localnet, default_bin_dir};
 use exchange_client_sdk::{ExchangeClient, NodeAnswer, NodeQuery};
+use exchange_localnet::data::{self, DemoData};
+use exchange_localnet::{Localnet, default_bin_dir};
 use exchange_proto::v1::*;
 
-use exchange_client_sdk::localnet::data::{AMR, AUDIT, GSC, HCB, OPENING, OPS, PNR, PSB, RENTAL};
+use exchange_localnet::data::{AMR, AUDIT, GSC, HCB, OPENING, OPS, PNR, PSB, RENTAL};
 
 /// Options of `exchange demo`.
 #[derive(clap::Args, Clone, Debug)]
