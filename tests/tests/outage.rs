@@ -14,15 +14,22 @@ use exchange_tests::*;
 use tonic_health::pb::health_check_response::ServingStatus;
 
 /// Runs a daemon's `health` subcommand (the container and Kubernetes probe) against `dept`'s
-/// port: its exit code and what it printed.
-fn probe(fed: &TestFed, daemon: &str, dept: &str) -> (i32, String) {
+/// port, with `extra` arguments: its exit code and what it printed.
+fn probe_with(fed: &TestFed, daemon: &str, dept: &str, extra: &[&str]) -> (i32, String) {
     let port = fed.net.port(dept).must("port");
-    let out = std::process::Command::new(exchange_localnet::default_bin_dir().must("binaries").join(daemon))
-        .args(["health", "--addr", &format!("https://127.0.0.1:{port}"), "--ca"])
-        .arg(fed.net.dir().join("pki/ca.crt"))
-        .output()
-        .must("run the health probe");
+    let out =
+        std::process::Command::new(exchange_localnet::default_bin_dir().must("binaries").join(daemon))
+            .args(["health", "--addr", &format!("https://127.0.0.1:{port}"), "--ca"])
+            .arg(fed.net.dir().join("pki/ca.crt"))
+            .args(extra)
+            .output()
+            .must("run the health probe");
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The readiness probe: [`probe_with`] and no extra argument.
+fn probe(fed: &TestFed, daemon: &str, dept: &str) -> (i32, String) {
+    probe_with(fed, daemon, dept, &[])
 }
 
 /// The smallest maximum age a node accepts.
@@ -77,6 +84,13 @@ async fn nodes_serve_from_cache_then_refuse_and_catch_up_after_the_outage() {
     let (code, printed) = probe(&fed, "exchange-node", PSB);
     assert_eq!(code, 1, "the probe fails while the node refuses everything: {printed}");
     assert!(printed.ends_with("NOT_SERVING\n"), "{printed}");
+    // The liveness probe passes: the node is alive and waits for the catalog; a restart
+    // would not bring the catalog back.
+    let (code, printed) = probe_with(&fed, "exchange-node", PSB, &["--liveness"]);
+    assert_eq!(code, 0, "the liveness probe passes while the node is NOT_SERVING: {printed}");
+    assert!(printed.ends_with("NOT_SERVING\n"), "{printed}");
+    let (code, printed) = probe_with(&fed, "exchange-catalog", CATALOG, &["--liveness"]);
+    assert_eq!(code, 1, "the liveness probe fails where no daemon answers: {printed}");
     let status = fed.client(PSB).log_status(PSB).await.must("status during the outage");
     assert!(status.lag >= 2, "the entries of the outage wait to be shipped: {status:?}");
     assert!(!status.last_error.is_empty(), "the shipper reports why it cannot ship: {status:?}");
