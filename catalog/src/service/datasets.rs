@@ -59,16 +59,12 @@ impl Catalog {
             personal_data: schema.has_personal_data(),
         };
         let _w = self.lock();
-        let provided_personal = self.provides_personal_data(&caller.dept)?;
         let event = self.admin_event(&caller.dept, "dataset.publish", &caller.dept, &dataset.id, &dataset.schema);
         self.mutate(vec![event], true, |b| {
             put_msg(b, DATASETS, dataset.id.as_bytes().to_vec(), &dataset);
             Ok(())
         })?;
-        if dataset.personal_data && !provided_personal {
-            // Newly entitled to the subject digest key: its node fetches it on reconnecting.
-            self.reset_streams(&caller.dept);
-        }
+        // A node newly entitled to the subject digest key fetches it once it has published.
         Ok(dataset)
     }
 

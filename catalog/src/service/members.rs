@@ -20,20 +20,35 @@ impl Catalog {
         if member.status == MemberStatus::Suspended as i32 {
             return Err(CatalogError::Suspended(peer.dept_id.clone()));
         }
-        if !member.cert_fingerprints.is_empty()
-            && !member.cert_fingerprints.iter().any(|f| f[..] == peer.fingerprint[..])
-        {
+        // Every member lists its certificates (required at registration): one not listed,
+        // an old one replaced included, is refused at once.
+        if !member.cert_fingerprints.iter().any(|f| f[..] == peer.fingerprint[..]) {
             return Err(CatalogError::CertificateNotRegistered(peer.dept_id.clone()));
         }
         Ok(Caller { dept: peer.dept_id.clone(), member })
     }
 
     /// Adds members given in the configuration file that do not exist yet (the first
-    /// operator, typically). Existing members are left as they are.
+    /// operator, typically). Existing members are left as they are, except that one listing
+    /// no certificate fingerprint (registered before they were required) takes the
+    /// configured ones.
     pub fn bootstrap_member(&self, member: Member) -> Result<bool> {
         let _w = self.lock();
-        if self.db.get::<Member>(MEMBERS, member.dept_id.as_bytes())?.is_some() {
-            return Ok(false);
+        if let Some(mut existing) = self.db.get::<Member>(MEMBERS, member.dept_id.as_bytes())? {
+            if !existing.cert_fingerprints.is_empty() || member.cert_fingerprints.is_empty() {
+                return Ok(false);
+            }
+            // Registered before fingerprints were required: the configured ones are its
+            // first, so that it is not shut out.
+            fingerprints("member.cert_fingerprints", &member.cert_fingerprints)?;
+            existing.cert_fingerprints = member.cert_fingerprints;
+            existing.updated_at_unix_ms = now_ms();
+            let event = self.admin_event(&self.settings.catalog_id.clone(), "member.update", &existing.dept_id, "", "");
+            self.mutate(vec![event], true, |batch| {
+                put_msg(batch, MEMBERS, existing.dept_id.as_bytes().to_vec(), &existing);
+                Ok(())
+            })?;
+            return Ok(true);
         }
         let member = self.checked_new_member(member)?;
         let event = self.admin_event(&self.settings.catalog_id.clone(), "member.bootstrap", &member.dept_id, "", "");
@@ -106,6 +121,16 @@ impl Catalog {
         }
         if !r.roles.is_empty() {
             m.roles = roles("roles", &r.roles)?;
+        }
+        if m.cert_fingerprints.is_empty() {
+            // A member registered before fingerprints were required is given one first.
+            return Err(CatalogError::bad_request(
+                "cert_fingerprints",
+                format!(
+                    "member {} lists no certificate fingerprint: give at least one with replace_cert_fingerprints",
+                    m.dept_id
+                ),
+            ));
         }
         m.updated_at_unix_ms = now_ms();
         let event = self.admin_event(&caller.dept, "member.update", &m.dept_id, "", "");

@@ -29,8 +29,8 @@ impl Catalog {
     }
 
     /// A receiver of the per-member reset counters: a member's watch streams end when its
-    /// counter changes, so that its node reconnects and fetches what it is newly entitled to
-    /// (the subject digest key, once it provides personal data).
+    /// counter changes (suspension, replaced certificate fingerprints), so that a stream
+    /// opened with what no longer authenticates does not go on.
     pub fn stream_resets(&self) -> watch::Receiver<BTreeMap<String, u64>> {
         self.stream_resets.subscribe()
     }

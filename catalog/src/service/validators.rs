@@ -78,7 +78,17 @@ pub(super) fn signing_key_field(field: &str, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// A member's certificate fingerprints: at least one, each a SHA-256 (32 bytes). Without one
+/// any certificate of the federation CA naming the department would be the member, and an
+/// old certificate could not be shut out by replacing the list.
 pub(super) fn fingerprints(field: &str, fps: &[Vec<u8>]) -> Result<()> {
+    if fps.is_empty() {
+        return Err(CatalogError::bad_request(
+            field,
+            "at least one certificate fingerprint is required (the SHA-256 of the member's DER certificate, \
+             as `exchange ca issue` prints it): a member without one could be impersonated by any certificate naming it",
+        ));
+    }
     for (i, fp) in fps.iter().enumerate() {
         if fp.len() != 32 {
             return Err(CatalogError::bad_request(format!("{field}[{i}]"), "must be a 32-byte SHA-256 fingerprint"));
