@@ -79,6 +79,8 @@ pub struct BootstrapMember {
     pub name: String,
     /// Roles: `operator`, `department`, `portal`, `auditor`.
     pub roles: Vec<String>,
+    /// SHA-256 fingerprints (64 hex characters) of its certificates; at least one.
+    pub cert_fingerprints: Vec<String>,
 }
 
 /// The checked, loaded configuration.
@@ -185,7 +187,27 @@ impl CatalogConfig {
                 })?;
                 roles.push(role as i32);
             }
-            members.push(Member { dept_id: m.dept_id, name: m.name, roles, ..Default::default() });
+            if m.cert_fingerprints.is_empty() {
+                bail!(
+                    "setting bootstrap_members[{i}].cert_fingerprints: at least one certificate fingerprint is required (as `exchange ca issue` prints it)"
+                );
+            }
+            let mut fingerprints = Vec::new();
+            for (j, hex_fp) in m.cert_fingerprints.iter().enumerate() {
+                match hex::decode(hex_fp.trim()) {
+                    Ok(bytes) if bytes.len() == 32 => fingerprints.push(bytes),
+                    _ => bail!(
+                        "setting bootstrap_members[{i}].cert_fingerprints[{j}]: {hex_fp:?} is not a SHA-256 fingerprint (64 hex characters)"
+                    ),
+                }
+            }
+            members.push(Member {
+                dept_id: m.dept_id,
+                name: m.name,
+                roles,
+                cert_fingerprints: fingerprints,
+                ..Default::default()
+            });
         }
         Ok(Self {
             catalog_id,

@@ -43,6 +43,8 @@ const POPULATION: &str = r#"{
 struct Federation {
     dir: tempfile::TempDir,
     catalog_key: VerifyingKey,
+    /// Each department's certificate fingerprint (members are registered with it).
+    fingerprints: std::collections::BTreeMap<String, [u8; 32]>,
 }
 
 impl Federation {
@@ -54,17 +56,17 @@ impl Federation {
         let server =
             ca.issue(&CertSpec::new("gov.sz.exchange", CertKind::Server).with_loopback()).expect("server cert");
         server.write_files(dir.path().join("pki"), "catalog").expect("write catalog cert");
+        let mut fingerprints = std::collections::BTreeMap::new();
         for dept in [OPERATOR, PSB, HCB, AMR, PORTAL, AUDITOR, "gov.sz.stranger"] {
-            ca.issue(&CertSpec::new(dept, CertKind::Client))
-                .expect("client cert")
-                .write_files(dir.path().join("pki"), dept)
-                .expect("write client cert");
+            let cert = ca.issue(&CertSpec::new(dept, CertKind::Client)).expect("client cert");
+            cert.write_files(dir.path().join("pki"), dept).expect("write client cert");
+            fingerprints.insert(dept.to_string(), cert.fingerprint);
         }
         let key = SigningKey::from_bytes(&[42; 32]);
         write_signing_key(&dir.path().join("keys/catalog-signing.pem"), &key).expect("signing key");
         write_secret(&dir.path().join("keys/subject-digest.key"), hex::encode([7u8; 32]).as_bytes())
             .expect("digest key");
-        Self { catalog_key: key.verifying_key(), dir }
+        Self { catalog_key: key.verifying_key(), dir, fingerprints }
     }
 
     fn config(&self) -> CatalogConfig {
@@ -86,6 +88,7 @@ impl Federation {
                 dept_id: OPERATOR.into(),
                 name: "运维".into(),
                 roles: vec!["operator".into()],
+                cert_fingerprints: vec![hex::encode(self.fingerprints[OPERATOR])],
             }],
         };
         CatalogConfig::from_file(file, self.dir.path()).expect("config")
@@ -118,8 +121,11 @@ fn assert_refused(status: &tonic::Status, code: Code, reason: ReasonCode, words:
     assert!(status.message().contains(words), "message {:?} should contain {words:?}", status.message());
 }
 
-fn member(dept: &str, roles: &[Role]) -> Member {
+/// A member record with the department's certificate fingerprint (any one for a department
+/// without a certificate here).
+fn member(fed: &Federation, dept: &str, roles: &[Role]) -> Member {
     Member {
+        cert_fingerprints: vec![fed.fingerprints.get(dept).copied().unwrap_or([1; 32]).to_vec()],
         dept_id: dept.into(),
         name: format!("{dept} name"),
         roles: roles.iter().map(|r| *r as i32).collect(),
@@ -127,7 +133,7 @@ fn member(dept: &str, roles: &[Role]) -> Member {
     }
 }
 
-async fn setup_members(op: &mut CatalogClient<Channel>) {
+async fn setup_members(fed: &Federation, op: &mut CatalogClient<Channel>) {
     let node_key = SigningKey::from_bytes(&[9; 32]).verifying_key();
     for (dept, roles) in [
         (PSB, vec![Role::Department]),
@@ -136,7 +142,7 @@ async fn setup_members(op: &mut CatalogClient<Channel>) {
         (PORTAL, vec![Role::Portal]),
         (AUDITOR, vec![Role::Auditor]),
     ] {
-        let mut m = member(dept, &roles);
+        let mut m = member(fed, dept, &roles);
         m.endpoint = "https://127.0.0.1:7501".into();
         m.node_signing_key = node_key.as_bytes().to_vec();
         op.register_member(RegisterMemberRequest { member: Some(m) }).await.expect("register member");
@@ -168,19 +174,19 @@ async fn the_catalog_end_to_end() {
     let mut auditor = fed.client(&running, AUDITOR).await;
 
     // Members: only operators register; unknown certificates are refused.
-    setup_members(&mut op).await;
+    setup_members(&fed, &mut op).await;
     let err = psb
-        .register_member(RegisterMemberRequest { member: Some(member("gov.sz.x", &[Role::Department])) })
+        .register_member(RegisterMemberRequest { member: Some(member(&fed, "gov.sz.x", &[Role::Department])) })
         .await
         .expect_err("needs operator");
     assert_refused(&err, Code::PermissionDenied, ReasonCode::RoleRequired, "operator");
     let err = op
-        .register_member(RegisterMemberRequest { member: Some(member(PSB, &[Role::Department])) })
+        .register_member(RegisterMemberRequest { member: Some(member(&fed, PSB, &[Role::Department])) })
         .await
         .expect_err("dup");
     assert_eq!(err.code(), Code::AlreadyExists);
     let err = op
-        .register_member(RegisterMemberRequest { member: Some(member("Gov..Bad", &[Role::Department])) })
+        .register_member(RegisterMemberRequest { member: Some(member(&fed, "Gov..Bad", &[Role::Department])) })
         .await
         .expect_err("bad id");
     assert_refused(&err, Code::InvalidArgument, ReasonCode::MalformedIdentifier, "member.dept_id");
@@ -586,7 +592,7 @@ async fn proofs_verify_at_every_size_up_to_ten_thousand() {
     let fed = Federation::new();
     let running = start(fed.config()).await.expect("start");
     let mut op = fed.client(&running, OPERATOR).await;
-    setup_members(&mut op).await;
+    setup_members(&fed, &mut op).await;
     let mut psb = fed.client(&running, PSB).await;
     let mut auditor = fed.client(&running, AUDITOR).await;
     let base = auditor.get_tree_head(GetTreeHeadRequest {}).await.expect("head").into_inner().size;
@@ -723,7 +729,7 @@ async fn a_revocation_whose_publication_failed_is_published_by_its_retry() {
     let mut op = fed.client(&running, OPERATOR).await;
     let mut psb = fed.client(&running, PSB).await;
     let mut hcb = fed.client(&running, HCB).await;
-    setup_members(&mut op).await;
+    setup_members(&fed, &mut op).await;
     op.register_schema(RegisterSchemaRequest { definition_json: POPULATION.into() }).await.expect("schema");
     psb.publish_dataset(PublishDatasetRequest { dataset: Some(population_dataset()) }).await.expect("dataset");
     let grant = hcb
@@ -776,7 +782,7 @@ async fn a_suspended_members_watch_stream_ends() {
     let fed = Federation::new();
     let running = start(fed.config()).await.expect("start catalog");
     let mut op = fed.client(&running, OPERATOR).await;
-    setup_members(&mut op).await;
+    setup_members(&fed, &mut op).await;
     let mut amr = fed.client(&running, AMR).await;
     let mut watch =
         amr.watch_federation_config(GetFederationConfigRequest::default()).await.expect("watch").into_inner();

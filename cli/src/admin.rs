@@ -95,7 +95,8 @@ pub enum MemberCommand {
         /// The node's Ed25519 public key: hex, or a file with it in hex or PEM.
         #[arg(long, value_name = "HEX|FILE")]
         node_key: Option<String>,
-        /// Accepted certificate fingerprints (hex SHA-256); none: any certificate naming it.
+        /// Accepted certificate fingerprints (hex SHA-256, as `exchange ca issue` prints them); at
+        /// least one is required.
         #[arg(long, value_name = "HEX")]
         cert_fingerprint: Vec<String>,
         /// Roles: operator, department, portal, auditor (repeat or comma-separate).
@@ -119,7 +120,7 @@ pub enum MemberCommand {
         /// Replace the accepted certificate fingerprints with these.
         #[arg(long, value_name = "HEX")]
         cert_fingerprint: Vec<String>,
-        /// Replace the fingerprints (also to clear them, with no --cert-fingerprint).
+        /// Replace the fingerprints (at least one --cert-fingerprint is required).
         #[arg(long)]
         replace_fingerprints: bool,
         /// Replace the roles.

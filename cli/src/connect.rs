@@ -15,7 +15,7 @@ use exchange_pki::TlsFiles;
 #[derive(Args, Debug, Clone)]
 #[command(next_help_heading = "Connection (flags, EXCHANGE_* variables or a --profile file)")]
 pub struct Conn {
-    /// A TOML profile holding any of: catalog, catalog_name, catalog_key, ca, cert, key,
+    /// A TOML profile holding any of: catalog, catalog_name, catalog_id, catalog_key, ca, cert, key,
     /// log_key, timeout_secs (paths relative to the profile's directory).
     #[arg(long, global = true, env = "EXCHANGE_PROFILE", value_name = "FILE")]
     profile: Option<PathBuf>,
@@ -25,6 +25,9 @@ pub struct Conn {
     /// The name in the catalog's certificate (default `localhost`).
     #[arg(long, global = true, env = "EXCHANGE_CATALOG_NAME", value_name = "NAME")]
     catalog_name: Option<String>,
+    /// The catalog's department id, pinned: its certificate must name it.
+    #[arg(long, global = true, env = "EXCHANGE_CATALOG_ID", value_name = "DEPT")]
+    catalog_id: Option<String>,
     /// The catalog's Ed25519 public key, pinned: 64 hex characters, or a file with the key
     /// in hex or PEM.
     #[arg(long, global = true, env = "EXCHANGE_CATALOG_KEY", value_name = "HEX|FILE")]
@@ -58,6 +61,7 @@ impl Conn {
             profile: None,
             catalog: self.catalog.clone().or(p.catalog),
             catalog_name: self.catalog_name.clone().or(p.catalog_name),
+            catalog_id: self.catalog_id.clone().or(p.catalog_id),
             catalog_key: self.catalog_key.clone().or(p.catalog_key),
             ca: self.ca.clone().or(p.ca),
             cert: self.cert.clone().or(p.cert),
@@ -74,6 +78,9 @@ impl Conn {
             anyhow!("{what} is not set: pass {flag}, set {var}, or put it in a --profile file")
         };
         let catalog = c.catalog.ok_or_else(|| missing("the catalog address", "--catalog", "EXCHANGE_CATALOG"))?;
+        let catalog_id = c
+            .catalog_id
+            .ok_or_else(|| missing("the catalog's department id", "--catalog-id", "EXCHANGE_CATALOG_ID"))?;
         let key_text =
             c.catalog_key.ok_or_else(|| missing("the catalog key", "--catalog-key", "EXCHANGE_CATALOG_KEY"))?;
         let files = TlsFiles {
@@ -87,8 +94,8 @@ impl Conn {
             Error::Tls(m) => anyhow!("load the client identity: {m}"),
             other => anyhow!(other),
         })?;
-        let mut config =
-            ClientConfig::new(identity, catalog, c.catalog_name.unwrap_or_else(|| "localhost".to_owned()), catalog_key);
+        let name = c.catalog_name.unwrap_or_else(|| "localhost".to_owned());
+        let mut config = ClientConfig::new(identity, catalog, name, catalog_id, catalog_key);
         if let Some(secs) = c.timeout {
             config.timeout = Duration::from_secs(secs.max(1));
         }

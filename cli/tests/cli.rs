@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
-use common::{Federation, OPS};
+use common::{CATALOG_ID, Federation, OPS};
 use exchange_pki::TlsFiles;
 use exchange_proto::v1::{Member, Role};
 
@@ -119,6 +119,8 @@ fn conn(fed: &Federation, files: &TlsFiles) -> Vec<String> {
         fed.endpoint.clone(),
         "--catalog-key".into(),
         hex::encode(fed.catalog_key.as_bytes()),
+        "--catalog-id".into(),
+        CATALOG_ID.into(),
         "--ca".into(),
         files.ca_cert.display().to_string(),
         "--cert".into(),
@@ -135,7 +137,7 @@ fn with(mut base: Vec<String>, args: &[&str]) -> Vec<String> {
 
 fn write_profile(path: &Path, fed: &Federation, files: &TlsFiles) {
     let profile = format!(
-        "catalog = \"{}\"\ncatalog_name = \"localhost\"\ncatalog_key = \"{}\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
+        "catalog = \"{}\"\ncatalog_name = \"localhost\"\ncatalog_id = \"{CATALOG_ID}\"\ncatalog_key = \"{}\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
         fed.endpoint,
         hex::encode(fed.catalog_key.as_bytes()),
         files.ca_cert.display(),
@@ -151,10 +153,22 @@ async fn calls_succeed_or_exit_2_with_the_reason() {
     let ops_files = fed.write_identity(OPS);
     let ops = conn(&fed, &ops_files);
 
-    // An operator registers a department.
+    // An operator registers a department, with its certificate's fingerprint.
+    let hcb_fingerprint = hex::encode(fed.fingerprint("gov.sz.hcb"));
     let out = run(with(
         ops.clone(),
-        &["member", "register", "--dept", "gov.sz.hcb", "--name", "住房和建设局", "--role", "department"],
+        &[
+            "member",
+            "register",
+            "--dept",
+            "gov.sz.hcb",
+            "--name",
+            "住房和建设局",
+            "--role",
+            "department",
+            "--cert-fingerprint",
+            hcb_fingerprint.as_str(),
+        ],
     ))
     .await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));

@@ -10,7 +10,7 @@
 //!
 //! Settings (environment variables):
 //! - `EXCHANGE_CATALOG` (default `https://127.0.0.1:7400`), `EXCHANGE_CATALOG_NAME`
-//!   (default `localhost`), `EXCHANGE_CATALOG_KEY` (hex or a key file);
+//!   (default `localhost`), `EXCHANGE_CATALOG_ID` (default `gov.sz.exchange`), `EXCHANGE_CATALOG_KEY` (hex or a key file);
 //! - `EXCHANGE_TLS_DIR`: holds `ca.crt`, and `<dept>.crt`/`<dept>.key` for the housing bureau
 //!   (`HOUSING_DEPT`, default `gov.sz.hcb`) and the portal (`PORTAL_DEPT`, default `gov.sz.portal`);
 //! - `TENANT_ID`, `LANDLORD_ID`: the parties' resident IDs.
@@ -47,6 +47,7 @@ async fn client(dept: &str) -> anyhow::Result<ExchangeClient> {
         identity,
         env("EXCHANGE_CATALOG", "https://127.0.0.1:7400"),
         env("EXCHANGE_CATALOG_NAME", "localhost"),
+        env("EXCHANGE_CATALOG_ID", "gov.sz.exchange"),
         key,
     );
     config.timeout = Duration::from_secs(5);

@@ -36,7 +36,7 @@ pub(crate) const DEADLINE_GRACE: Duration = Duration::from_millis(500);
 /// # async fn run() -> exchange_client_sdk::Result<()> {
 /// let identity = ClientIdentity::load(&TlsFiles::in_dir("tls", "gov.sz.hcb"))?;
 /// let catalog_key = parse_public_key_hex("3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29")?;
-/// let mut config = ClientConfig::new(identity, "https://127.0.0.1:7400", "localhost", catalog_key);
+/// let mut config = ClientConfig::new(identity, "https://127.0.0.1:7400", "localhost", "gov.sz.exchange", catalog_key);
 /// config.timeout = Duration::from_secs(5);
 /// let client = ExchangeClient::connect(config).await?;
 /// let federation = client.federation().await?;
@@ -72,7 +72,11 @@ pub(crate) struct NodeTarget {
 fn lazy_channel(identity: &ClientIdentity, uri: &str, server_name: &str, timeout: Duration) -> Result<Channel> {
     let tls = exchange_pki::client_tls_config(identity.loaded(), server_name)?;
     let endpoint = exchange_pki::https_endpoint(uri, tls).map_err(|e| Error::InvalidInput(e.to_string()))?;
-    Ok(endpoint.connect_timeout(timeout.min(Duration::from_secs(5))).tcp_nodelay(true).connect_lazy())
+    Ok(lazy(endpoint, timeout))
+}
+
+fn lazy(endpoint: tonic::transport::Endpoint, timeout: Duration) -> Channel {
+    endpoint.connect_timeout(timeout.min(Duration::from_secs(5))).tcp_nodelay(true).connect_lazy()
 }
 
 /// The host of an `https://host:port` endpoint, without IPv6 brackets.
@@ -115,12 +119,20 @@ impl ExchangeClient {
             identity,
             catalog_endpoint,
             catalog_server_name,
+            catalog_id,
             catalog_public_key,
             timeout,
             retry,
             node_server_name,
         } = config;
-        let channel = lazy_channel(&identity, &catalog_endpoint, &catalog_server_name, timeout)?;
+        let endpoint = exchange_pki::pinned_https_endpoint(
+            &catalog_endpoint,
+            identity.loaded(),
+            &catalog_server_name,
+            &catalog_id,
+        )
+        .map_err(|e| Error::InvalidInput(e.to_string()))?;
+        let channel = lazy(endpoint, timeout);
         Ok(Self {
             inner: Arc::new(Inner {
                 identity,

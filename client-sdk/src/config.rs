@@ -102,6 +102,9 @@ pub struct ClientConfig {
     pub catalog_endpoint: String,
     /// The name the catalog's certificate must carry (`localhost`, an IP address, a DNS name).
     pub catalog_server_name: String,
+    /// The catalog's department id, pinned: its certificate must name it in its SAN URI, so
+    /// that a member's certificate carrying the catalog's name is not taken for the catalog.
+    pub catalog_id: String,
     /// The catalog's Ed25519 public key, pinned: the federation configuration and the tree
     /// heads must be signed by it.
     pub catalog_public_key: VerifyingKey,
@@ -119,12 +122,14 @@ impl ClientConfig {
         identity: ClientIdentity,
         catalog_endpoint: impl Into<String>,
         catalog_server_name: impl Into<String>,
+        catalog_id: impl Into<String>,
         catalog_public_key: VerifyingKey,
     ) -> Self {
         Self {
             identity,
             catalog_endpoint: catalog_endpoint.into(),
             catalog_server_name: catalog_server_name.into(),
+            catalog_id: catalog_id.into(),
             catalog_public_key,
             timeout: DEFAULT_TIMEOUT,
             retry: RetryPolicy::default(),

@@ -15,7 +15,7 @@
 //! # async fn run() -> exchange_client_sdk::Result<()> {
 //! let identity = ClientIdentity::load(&TlsFiles::in_dir("tls", "gov.sz.hcb"))?;
 //! let key = read_public_key("catalog.pub")?;
-//! let client = ExchangeClient::connect(ClientConfig::new(identity, "https://127.0.0.1:7400", "localhost", key)).await?;
+//! let client = ExchangeClient::connect(ClientConfig::new(identity, "https://127.0.0.1:7400", "localhost", "gov.sz.exchange", key)).await?;
 //! let answer = client
 //!     .get_record(GetRecordRequest {
 //!         context: Some(QueryContext { purpose_code: "SZ-HCB-ZLBA-001".into(), reason: "filing 1".into(), trace_id: String::new() }),

@@ -5,6 +5,7 @@
 //! ```toml
 //! catalog = "https://catalog.example:7400"
 //! catalog_name = "localhost"          # the name in the catalog's certificate
+//! catalog_id = "gov.sz.exchange"      # the department id the catalog's certificate names
 //! catalog_key = "keys/catalog.pub"    # pinned Ed25519 key: 64 hex characters or a file
 //! ca = "pki/ca.crt"
 //! cert = "pki/gov.sz.hcb.crt"
@@ -32,6 +33,8 @@ pub struct Profile {
     pub catalog: Option<String>,
     /// The name in the catalog's certificate (default `localhost`).
     pub catalog_name: Option<String>,
+    /// The catalog's department id, pinned (its certificate must name it).
+    pub catalog_id: Option<String>,
     /// The catalog's pinned Ed25519 key: 64 hex characters, or a file with it (hex or PEM).
     pub catalog_key: Option<String>,
     /// The federation CA certificate (PEM).
@@ -85,7 +88,8 @@ impl Profile {
         let catalog_key = read_public_key(key_text)?;
         let identity = ClientIdentity::load(&files)?;
         let name = self.catalog_name.clone().unwrap_or_else(|| "localhost".to_owned());
-        let mut config = ClientConfig::new(identity, catalog, name, catalog_key);
+        let catalog_id = self.catalog_id.clone().ok_or_else(|| missing("catalog_id"))?;
+        let mut config = ClientConfig::new(identity, catalog, name, catalog_id, catalog_key);
         if let Some(secs) = self.timeout_secs {
             config.timeout = Duration::from_secs(secs.max(1));
         }

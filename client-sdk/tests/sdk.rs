@@ -4,7 +4,7 @@ mod common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{Federation, OPS, ORIGIN, POPULATION_SCHEMA};
+use common::{CATALOG_ID, Federation, OPS, ORIGIN, POPULATION_SCHEMA};
 use ed25519_dalek::SigningKey;
 use exchange_client_sdk::log::{
     audit_verify_all, verify_consistency_proof, verify_inclusion_of, verify_inclusion_proof,
@@ -21,8 +21,9 @@ fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
-fn member(dept: &str, role: Role, node_key: Option<&SigningKey>) -> Member {
+fn member(fed: &Federation, dept: &str, role: Role, node_key: Option<&SigningKey>) -> Member {
     Member {
+        cert_fingerprints: vec![fed.fingerprint(dept)],
         dept_id: dept.into(),
         name: format!("{dept} name"),
         endpoint: if node_key.is_some() { "https://127.0.0.1:9".into() } else { String::new() },
@@ -49,11 +50,11 @@ async fn catalog_calls_configuration_and_log_proofs() {
     let node_key = SigningKey::from_bytes(&[5; 32]);
 
     // Members.
-    ops.register_member(member("gov.sz.psb", Role::Department, Some(&node_key))).await.expect("register psb");
-    ops.register_member(member("gov.sz.hcb", Role::Department, None)).await.expect("register hcb");
-    ops.register_member(member("gov.sz.portal", Role::Portal, None)).await.expect("register portal");
+    ops.register_member(member(&fed, "gov.sz.psb", Role::Department, Some(&node_key))).await.expect("register psb");
+    ops.register_member(member(&fed, "gov.sz.hcb", Role::Department, None)).await.expect("register hcb");
+    ops.register_member(member(&fed, "gov.sz.portal", Role::Portal, None)).await.expect("register portal");
     assert_refused(
-        ops.register_member(member("gov.sz.hcb", Role::Department, None)).await,
+        ops.register_member(member(&fed, "gov.sz.hcb", Role::Department, None)).await,
         Code::AlreadyExists,
         ReasonCode::AlreadyExists,
     );
@@ -149,6 +150,7 @@ async fn catalog_calls_configuration_and_log_proofs() {
         fed.identity("gov.sz.hcb"),
         fed.endpoint.clone(),
         "localhost",
+        CATALOG_ID,
         stranger_key,
     ))
     .await
@@ -231,7 +233,7 @@ async fn unknown_members_and_foreign_certificates_are_told_apart() {
     let cert = other.issue(&CertSpec::new(OPS, CertKind::Client)).expect("cert");
     let anchors = format!("{}{}", fed.ca.cert_pem(), other.cert_pem());
     let identity = ClientIdentity::from_pem(&anchors, &cert.cert_pem, &cert.key_pem).expect("identity");
-    let mut config = ClientConfig::new(identity, fed.endpoint.clone(), "localhost", fed.catalog_key);
+    let mut config = ClientConfig::new(identity, fed.endpoint.clone(), "localhost", CATALOG_ID, fed.catalog_key);
     config.retry = RetryPolicy::none();
     // The server refuses the handshake; whether the client reads the alert before the
     // connection closes is a race in TLS 1.3 (the client finishes its side first), so the
@@ -256,7 +258,7 @@ async fn unknown_members_and_foreign_certificates_are_told_apart() {
     let ops = fed.identity(OPS);
     let key = fed.catalog_key;
     fed.catalog.stop().await.expect("stop");
-    let mut config = ClientConfig::new(ops, format!("https://{addr}"), "localhost", key);
+    let mut config = ClientConfig::new(ops, format!("https://{addr}"), "localhost", CATALOG_ID, key);
     config.timeout = Duration::from_secs(2);
     config.retry =
         RetryPolicy { attempts: 2, initial_backoff: Duration::from_millis(10), max_backoff: Duration::from_millis(20) };

@@ -3,8 +3,8 @@
 //!
 //! [`Node::authenticate`] runs before any other work: the caller must present a certificate
 //! of the federation CA (checked by TLS) naming a department that is a member of the
-//! federation configuration, whose member record lists the certificate's fingerprint (when
-//! it lists any), and which is not suspended. A caller that fails the first checks is a
+//! federation configuration, whose member record lists the certificate's fingerprint, and
+//! which is not suspended. A caller that fails the first checks is a
 //! stranger: nothing is written to the access log for it (so that a flood of anonymous calls
 //! can neither fill the disk nor slow the members' group commit), it is counted in
 //! [`Strangers`] and reported in the daemon's log at most once per [`STRANGER_REPORT_MS`].
@@ -145,9 +145,10 @@ impl Node {
                 peer.dept_id
             )));
         };
-        if !member.cert_fingerprints.is_empty()
-            && !member.cert_fingerprints.iter().any(|f| f[..] == peer.fingerprint[..])
-        {
+        // The catalog requires fingerprints of every member: a certificate not listed (an
+        // old one after a replacement included) is refused from the configuration that
+        // replaced it on, for queries and the department's own calls alike.
+        if !member.cert_fingerprints.iter().any(|f| f[..] == peer.fingerprint[..]) {
             return stranger(NodeError::UnknownMember(format!(
                 "this certificate is not registered for {}: ask the operator to add its fingerprint",
                 peer.dept_id

@@ -8,6 +8,7 @@
 //! data_dir = "data/psb"
 //! catalog_endpoint = "https://127.0.0.1:7400"
 //! catalog_server_name = "localhost"        # default
+//! catalog_id = "gov.sz.exchange"           # the department id the catalog's certificate names
 //! signing_key = "keys/node-signing.pem"    # Ed25519 PKCS#8 PEM (`exchange-node keygen`)
 //! catalog_public_key = "<64 hex>"          # pinned key that signs the federation configuration
 //! config_max_age_secs = 300                # default
@@ -60,6 +61,9 @@ pub struct NodeConfigFile {
     /// The DNS name or IP in the catalog's certificate (default `localhost`).
     #[serde(default = "default_server_name")]
     pub catalog_server_name: String,
+    /// The catalog's department id: its certificate must name it in its SAN URI, so that a
+    /// member's certificate carrying the catalog's DNS name is not taken for the catalog.
+    pub catalog_id: String,
     /// TLS files.
     pub tls: TlsSection,
     /// The node's Ed25519 signing key (PKCS#8 PEM): signs answers.
@@ -137,6 +141,8 @@ pub struct NodeConfig {
     pub catalog_endpoint: String,
     /// Catalog server name.
     pub catalog_server_name: String,
+    /// The catalog's department id, pinned.
+    pub catalog_id: DeptId,
     /// TLS identity.
     pub tls: LoadedIdentity,
     /// Answer signing key.
@@ -192,6 +198,7 @@ impl NodeConfig {
             data_dir,
             catalog_endpoint,
             catalog_server_name,
+            catalog_id,
             tls,
             signing_key,
             catalog_public_key,
@@ -209,6 +216,7 @@ impl NodeConfig {
         if catalog_server_name.trim().is_empty() {
             bail!("setting catalog_server_name: must name the catalog certificate's DNS name or IP");
         }
+        let catalog_id = DeptId::parse(&catalog_id).map_err(|e| anyhow::anyhow!("setting catalog_id: {e}"))?;
         let catalog_public_key =
             parse_public_key(&catalog_public_key).map_err(|e| anyhow::anyhow!("setting catalog_public_key: {e}"))?;
         if !(5..=86_400).contains(&config_max_age_secs) {
@@ -271,6 +279,7 @@ impl NodeConfig {
             data_dir: resolve(base, &data_dir),
             catalog_endpoint,
             catalog_server_name,
+            catalog_id,
             tls,
             signing_key,
             catalog_public_key,

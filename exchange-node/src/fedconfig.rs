@@ -304,16 +304,6 @@ impl Watcher {
             .await
             .map_err(|s| format!("watch: {}", s.message()))?
             .into_inner();
-        match client.get_subject_digest_key(GetSubjectDigestKeyRequest {}).await {
-            Ok(resp) => {
-                let key = resp.into_inner();
-                self.state.set_digest_key(&key);
-                let mut batch = WriteBatch::new();
-                batch.put(META, META_DIGEST_KEY.to_vec(), key.encode_to_vec());
-                self.write(batch).await?;
-            }
-            Err(s) => tracing::warn!(error = %s.message(), "subject digest key not fetched"),
-        }
         let mut published = false;
         loop {
             tokio::select! {
@@ -327,10 +317,12 @@ impl Watcher {
                     if !published {
                         published = true;
                         self.publish_datasets(&mut client).await;
+                        self.fetch_digest_key(&mut client).await?;
                     }
                 }
                 _ = self.node.datasets_changed.notified(), if published => {
                     self.publish_datasets(&mut client).await;
+                    self.fetch_digest_key(&mut client).await?;
                 }
             }
         }
@@ -347,6 +339,27 @@ impl Watcher {
             if let Err(s) = client.publish_dataset(PublishDatasetRequest { dataset: Some(dataset) }).await {
                 tracing::warn!(dataset = %id, error = %s.message(), "dataset not published");
             }
+        }
+    }
+
+    /// Fetches the subject digest key, after the node's datasets are published: the catalog
+    /// gives it only to a provider of a personal-data dataset in its catalog. A node that
+    /// provides none is refused, and holds no key.
+    async fn fetch_digest_key(&self, client: &mut CatalogClient<Channel>) -> Result<(), String> {
+        match client.get_subject_digest_key(GetSubjectDigestKeyRequest {}).await {
+            Ok(resp) => {
+                let key = resp.into_inner();
+                self.state.set_digest_key(&key);
+                let mut batch = WriteBatch::new();
+                batch.put(META, META_DIGEST_KEY.to_vec(), key.encode_to_vec());
+                self.write(batch).await
+            }
+            Err(s) if s.code() == tonic::Code::PermissionDenied => {
+                tracing::debug!(error = %s.message(), "no subject digest key: this node provides no personal data");
+                Ok(())
+            }
+            // Anything else (the catalog away): the session starts again and fetches it then.
+            Err(s) => Err(format!("subject digest key not fetched: {}", s.message())),
         }
     }
 

@@ -59,16 +59,21 @@ impl RunningNode {
 }
 
 /// A lazy mTLS channel to the catalog (reconnects by itself; HTTP/2 keep-alive detects a
-/// dead connection so that a silent catalog stops confirming the configuration).
+/// dead connection). The watch stream, the shipper and the digest-key fetch share it, and its
+/// server must be the catalog: a certificate of the federation CA with the catalog's name
+/// *and* its department id (a member's certificate with the catalog's DNS name is refused).
 pub fn catalog_channel(config: &NodeConfig) -> anyhow::Result<Channel> {
-    let tls = exchange_pki::client_tls_config(&config.tls, &config.catalog_server_name)
-        .map_err(|e| anyhow::anyhow!("setting tls (client side): {e}"))?;
-    let endpoint = exchange_pki::https_endpoint(&config.catalog_endpoint, tls)
-        .map_err(|e| anyhow::anyhow!("setting catalog_endpoint: {e}"))?
-        .connect_timeout(Duration::from_secs(5))
-        .http2_keep_alive_interval(Duration::from_secs(10))
-        .keep_alive_timeout(Duration::from_secs(5))
-        .keep_alive_while_idle(true);
+    let endpoint = exchange_pki::pinned_https_endpoint(
+        &config.catalog_endpoint,
+        &config.tls,
+        &config.catalog_server_name,
+        config.catalog_id.as_str(),
+    )
+    .map_err(|e| anyhow::anyhow!("setting catalog_endpoint: {e}"))?
+    .connect_timeout(Duration::from_secs(5))
+    .http2_keep_alive_interval(Duration::from_secs(10))
+    .keep_alive_timeout(Duration::from_secs(5))
+    .keep_alive_while_idle(true);
     Ok(endpoint.connect_lazy())
 }
 

@@ -1,6 +1,6 @@
 //! The node over real mTLS and real RocksDB, against a real in-process catalog.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,7 +8,7 @@ use ed25519_dalek::SigningKey;
 use exchange_core::digest::verify_digest;
 use exchange_core::ident::ResidentId;
 use exchange_node::config::{NodeConfig, NodeConfigFile};
-use exchange_pki::{CertKind, CertSpec, FederationCa, LoadedIdentity};
+use exchange_pki::{CertKind, CertSpec, FederationCa, IssuedCert, LoadedIdentity};
 use exchange_proto::canonical::SignedAnswer;
 use exchange_proto::refusal;
 use exchange_proto::v1::catalog_client::CatalogClient;
@@ -35,6 +35,8 @@ struct Fed {
     catalog_addr: std::net::SocketAddr,
     catalog_key: String,
     node_key: SigningKey,
+    /// One certificate per department (members are registered with its fingerprint).
+    certs: BTreeMap<&'static str, IssuedCert>,
 }
 
 fn schema_json(name: &str) -> String {
@@ -42,18 +44,18 @@ fn schema_json(name: &str) -> String {
     std::fs::read_to_string(&path).expect("schema file")
 }
 
-fn identity(ca: &FederationCa, dept: &str) -> LoadedIdentity {
-    let cert = ca.issue(&CertSpec::new(dept, CertKind::Both).with_loopback()).expect("issue");
-    LoadedIdentity::from_pem(ca.cert_pem(), &cert.cert_pem, &cert.key_pem).expect("identity")
+fn identity(f: &Fed, dept: &str) -> LoadedIdentity {
+    let cert = &f.certs[dept];
+    LoadedIdentity::from_pem(f.ca.cert_pem(), &cert.cert_pem, &cert.key_pem).expect("identity")
 }
 
-async fn channel(ca: &FederationCa, dept: &str, addr: std::net::SocketAddr) -> Channel {
-    let tls = exchange_pki::client_tls_config(&identity(ca, dept), "localhost").expect("tls");
+async fn channel(f: &Fed, dept: &str, addr: std::net::SocketAddr) -> Channel {
+    let tls = exchange_pki::client_tls_config(&identity(f, dept), "localhost").expect("tls");
     exchange_pki::https_endpoint(&format!("https://{addr}"), tls).expect("endpoint").connect().await.expect("connect")
 }
 
 async fn catalog_client(f: &Fed, dept: &str) -> CatalogClient<Channel> {
-    CatalogClient::new(channel(&f.ca, dept, f.catalog_addr).await)
+    CatalogClient::new(channel(f, dept, f.catalog_addr).await)
 }
 
 async fn start_catalog() -> Fed {
@@ -63,6 +65,10 @@ async fn start_catalog() -> Fed {
     ca.write_files(dir.path(), "ca").expect("write ca");
     let cert = ca.issue(&CertSpec::new(CATALOG, CertKind::Both).with_loopback()).expect("issue");
     cert.write_files(dir.path(), "catalog").expect("write");
+    let certs = [OPS, PSB, HCB, PORTAL]
+        .into_iter()
+        .map(|dept| (dept, ca.issue(&CertSpec::new(dept, CertKind::Both).with_loopback()).expect("issue")))
+        .collect::<BTreeMap<_, _>>();
     let key = SigningKey::from_bytes(&[7u8; 32]);
     exchange_catalog::config::write_signing_key(&dir.path().join("catalog-signing.pem"), &key).expect("key");
     exchange_catalog::config::write_secret(&dir.path().join("digest.key"), hex::encode([9u8; 32]).as_bytes())
@@ -83,7 +89,9 @@ async fn start_catalog() -> Fed {
         dept_id = "{OPS}"
         name = "operator"
         roles = ["operator"]
-        "#
+        cert_fingerprints = ["{ops_fingerprint}"]
+        "#,
+        ops_fingerprint = certs[OPS].fingerprint_hex(),
     ))
     .expect("catalog config");
     let config = exchange_catalog::config::CatalogConfig::from_file(file, dir.path()).expect("catalog config");
@@ -97,6 +105,7 @@ async fn start_catalog() -> Fed {
         catalog_addr,
         catalog_key: hex::encode(key.verifying_key().as_bytes()),
         node_key,
+        certs,
     };
     let mut ops = catalog_client(&f, OPS).await;
     for (dept, role, signing) in [
@@ -110,6 +119,7 @@ async fn start_catalog() -> Fed {
                 name: dept.into(),
                 node_signing_key: signing,
                 roles: vec![role as i32],
+                cert_fingerprints: vec![f.certs[dept].fingerprint.to_vec()],
                 ..Default::default()
             }),
         })
@@ -123,7 +133,7 @@ async fn start_catalog() -> Fed {
 }
 
 fn node_config(f: &Fed, data: &str) -> NodeConfig {
-    let cert = f.ca.issue(&CertSpec::new(PSB, CertKind::Both).with_loopback()).expect("issue");
+    let cert = &f.certs[PSB];
     let stem = format!("psb-{data}");
     cert.write_files(f.dir.path(), &stem).expect("write");
     exchange_node::config::write_signing_key(&f.dir.path().join("node.pem"), &f.node_key).expect("node key");
@@ -133,6 +143,7 @@ fn node_config(f: &Fed, data: &str) -> NodeConfig {
         listen = "127.0.0.1:0"
         data_dir = "{data}"
         catalog_endpoint = "https://{addr}"
+        catalog_id = "{CATALOG}"
         signing_key = "node.pem"
         catalog_public_key = "{key}"
         config_max_age_secs = 60
@@ -177,7 +188,7 @@ async fn wait_for(what: &str, mut cond: impl AsyncFnMut() -> bool) {
 }
 
 async fn node_client(f: &Fed, dept: &str, addr: std::net::SocketAddr) -> NodeClient<Channel> {
-    NodeClient::new(channel(&f.ca, dept, addr).await)
+    NodeClient::new(channel(f, dept, addr).await)
 }
 
 fn ctx(reason: &str) -> Option<QueryContext> {

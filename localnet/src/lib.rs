@@ -202,13 +202,17 @@ impl Localnet {
             .map_err(pki_err)?;
         let everyone: Vec<MemberSpec> =
             std::iter::once(options.operator.clone()).chain(options.members.clone()).collect();
+        // Every member is registered with its certificate's fingerprint (required).
+        let mut fingerprints = BTreeMap::new();
         for member in &everyone {
             let spec = if member.runs_node() {
                 CertSpec::new(&member.dept_id, CertKind::Both).with_loopback()
             } else {
                 CertSpec::new(&member.dept_id, CertKind::Client)
             };
-            ca.issue(&spec).and_then(|c| c.write_files(&pki, &member.dept_id)).map_err(pki_err)?;
+            let issued = ca.issue(&spec).map_err(pki_err)?;
+            issued.write_files(&pki, &member.dept_id).map_err(pki_err)?;
+            fingerprints.insert(member.dept_id.clone(), issued.fingerprint);
         }
 
         let catalog_signing = SigningKey::from_bytes(&random_bytes());
@@ -230,12 +234,13 @@ impl Localnet {
                  signing_key = \"keys/catalog-signing.pem\"\n\
                  subject_digest_key = \"keys/subject-digest.key\"\n\n[tls]\nca_cert = \"pki/ca.crt\"\n\
                  cert = \"pki/{CATALOG_ID}.crt\"\nkey = \"pki/{CATALOG_ID}.key\"\n\n[[bootstrap_members]]\n\
-                 dept_id = \"{}\"\nname = \"{}\"\nroles = [\"operator\"]\n",
+                 dept_id = \"{}\"\nname = \"{}\"\nroles = [\"operator\"]\ncert_fingerprints = [\"{}\"]\n",
                 options.token_lifetime_secs,
                 // Re-signed well within the nodes' maximum age (see the catalog's heartbeat).
                 (options.config_max_age_secs / 3).clamp(1, 30),
                 operator.dept_id,
-                operator.name
+                operator.name,
+                fingerprints.get(&operator.dept_id).map(hex::encode).unwrap_or_default()
             ),
         )?;
         for member in &everyone {
@@ -243,7 +248,7 @@ impl Localnet {
             write(
                 &dir.join(format!("profiles/{dept}.toml")),
                 &format!(
-                    "catalog = \"{catalog_endpoint}\"\ncatalog_name = \"localhost\"\ncatalog_key = \"{catalog_key_hex}\"\n\
+                    "catalog = \"{catalog_endpoint}\"\ncatalog_name = \"localhost\"\ncatalog_id = \"{CATALOG_ID}\"\ncatalog_key = \"{catalog_key_hex}\"\n\
                      ca = \"../pki/ca.crt\"\ncert = \"../pki/{dept}.crt\"\nkey = \"../pki/{dept}.key\"\n"
                 ),
             )?;
@@ -259,6 +264,7 @@ impl Localnet {
                 dept_id: member.dept_id.clone(),
                 name: member.name.clone(),
                 roles: member.roles.iter().map(|r| *r as i32).collect(),
+                cert_fingerprints: fingerprints.get(&member.dept_id).map(|f| f.to_vec()).into_iter().collect(),
                 ..Default::default()
             };
             if member.runs_node() {
@@ -305,7 +311,7 @@ impl Localnet {
         write_signing_key(&dir.join(format!("keys/{dept}-signing.pem")), key).map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut text = format!(
             "dept_id = \"{dept}\"\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{dept}-data\"\n\
-             catalog_endpoint = \"{}\"\ncatalog_server_name = \"localhost\"\nsigning_key = \"keys/{dept}-signing.pem\"\n\
+             catalog_endpoint = \"{}\"\ncatalog_server_name = \"localhost\"\ncatalog_id = \"{CATALOG_ID}\"\nsigning_key = \"keys/{dept}-signing.pem\"\n\
              catalog_public_key = \"{}\"\nconfig_max_age_secs = {}\n\n[tls]\nca_cert = \"pki/ca.crt\"\n\
              cert = \"pki/{dept}.crt\"\nkey = \"pki/{dept}.key\"\n",
             self.catalog_endpoint,
@@ -457,7 +463,8 @@ impl Localnet {
     pub async fn client(&self, dept: &str) -> anyhow::Result<ExchangeClient> {
         let files = TlsFiles::in_dir(self.options.dir.join("pki"), dept);
         let identity = ClientIdentity::load(&files).with_context(|| format!("identity of {dept}"))?;
-        let config = ClientConfig::new(identity, self.catalog_endpoint.clone(), "localhost", self.catalog_key);
+        let config =
+            ClientConfig::new(identity, self.catalog_endpoint.clone(), "localhost", CATALOG_ID, self.catalog_key);
         ExchangeClient::connect(config).await.with_context(|| format!("connect as {dept}"))
     }
 

@@ -181,6 +181,15 @@ pub enum PkiError {
         /// The missing EKU ("serverAuth" or "clientAuth").
         eku: &'static str,
     },
+    /// A server's certificate (valid, of the federation CA, with the expected name) names
+    /// another department than the one pinned: it is not the server it claims to be.
+    #[error("the server's certificate names {found}, not {expected}: it is not the pinned server")]
+    ServerDept {
+        /// The SAN URI the server must carry.
+        expected: String,
+        /// What its certificate names instead.
+        found: String,
+    },
     /// A server name or endpoint address for a client connection is unusable.
     #[error("invalid server address {value:?}: {reason}")]
     InvalidServerAddress {
@@ -235,6 +244,7 @@ impl PkiError {
             | PkiError::CertDeptId { .. }
             | PkiError::WrongKeyUsage { .. }
             | PkiError::InvalidServerAddress { .. }
+            | PkiError::ServerDept { .. }
             | PkiError::InvalidSpec(_)
             | PkiError::InvalidDeptId(_)
             | PkiError::Generate { .. } => false,

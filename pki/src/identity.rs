@@ -83,6 +83,12 @@ pub(crate) fn dept_id_of(cert: &X509Certificate<'_>) -> Result<String, DeptIdErr
     }
 }
 
+/// The one department a DER certificate names, or why it names none (for messages).
+pub(crate) fn dept_of_der(der: &[u8]) -> Result<String, String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| format!("an unparsable certificate ({e})"))?;
+    dept_id_of(&cert).map_err(|e| format!("no single department ({e})"))
+}
+
 /// Parses a DER certificate and reads its identity: `Err(Ok(_))` when it names no single valid
 /// department, `Err(Err(detail))` when it cannot be parsed.
 fn identity_of_der(der: &[u8]) -> Result<PeerIdentity, Result<DeptIdError, String>> {

@@ -10,6 +10,8 @@
 //! 2. **Loading and TLS configuration** ([`TlsFiles::load`], [`server_tls_config`],
 //!    [`client_tls_config`], [`https_endpoint`]): checked once at start-up, with errors naming
 //!    the file and what is wrong.
+//!    [`pinned_https_endpoint`] also pins the server's department id (the catalog's), so
+//!    that a member's certificate carrying the catalog's DNS name is not taken for it.
 //! 3. **The caller's identity** ([`caller`], [`peer_dept`], [`require_client_cert`]): which
 //!    department is calling, from the certificate it presented.
 //!
@@ -24,6 +26,7 @@ mod identity;
 mod issue;
 pub mod keyfile;
 mod pem;
+mod pinned;
 mod tls;
 
 pub use error::{DeptIdError, PkiError};
@@ -32,6 +35,7 @@ pub use identity::{
     validate_dept_id,
 };
 pub use issue::{CA_VALID_DAYS, CertKind, CertSpec, DEFAULT_VALID_DAYS, FederationCa, IssuedCert, PemPaths};
+pub use pinned::{DeptServerVerifier, pinned_https_endpoint};
 pub use time::OffsetDateTime;
 pub use tls::{
     CA_STEM, HANDSHAKE_TIMEOUT, LoadedIdentity, TlsFiles, client_tls_config, https_endpoint, install_crypto_provider,

@@ -292,31 +292,49 @@ pub fn server_tls_config(loaded: &LoadedIdentity) -> Result<ServerTlsConfig, Pki
 /// Use it with an `https://` endpoint: tonic silently ignores the TLS configuration of an
 /// `http://` one. [`https_endpoint`] checks that.
 pub fn client_tls_config(loaded: &LoadedIdentity, server_name: &str) -> Result<ClientTlsConfig, PkiError> {
-    if !loaded.client_auth {
-        return Err(PkiError::WrongKeyUsage { origin: loaded.cert_origin.clone(), role: "client", eku: "clientAuth" });
+    Ok(loaded.client_identity_config(server_name)?.ca_certificate(Certificate::from_pem(&loaded.ca_pem)))
+}
+
+impl LoadedIdentity {
+    /// The client side without a trust anchor: the identity presented and the server name
+    /// expected (a custom verifier brings the anchors).
+    pub(crate) fn client_identity_config(&self, server_name: &str) -> Result<ClientTlsConfig, PkiError> {
+        let loaded = self;
+        if !loaded.client_auth {
+            return Err(PkiError::WrongKeyUsage {
+                origin: loaded.cert_origin.clone(),
+                role: "client",
+                eku: "clientAuth",
+            });
+        }
+        if let Err(e) = ServerName::try_from(server_name) {
+            return Err(PkiError::InvalidServerAddress {
+                value: server_name.to_owned(),
+                reason: format!("not a DNS name or IP address ({e})"),
+            });
+        }
+        install_crypto_provider();
+        Ok(ClientTlsConfig::new().identity(loaded.identity()).domain_name(server_name))
     }
-    if let Err(e) = ServerName::try_from(server_name) {
-        return Err(PkiError::InvalidServerAddress {
-            value: server_name.to_owned(),
-            reason: format!("not a DNS name or IP address ({e})"),
-        });
-    }
-    install_crypto_provider();
-    Ok(ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(&loaded.ca_pem))
-        .identity(loaded.identity())
-        .domain_name(server_name))
 }
 
 /// An endpoint for `uri` that is sure to use `tls`: refuses anything but `https://` (with an
 /// `http://` URI tonic would connect in plain text despite the TLS configuration).
 pub fn https_endpoint(uri: &str, tls: ClientTlsConfig) -> Result<Endpoint, PkiError> {
+    https_only(uri)?.tls_config(tls).map_err(|e| PkiError::InvalidServerAddress {
+        value: uri.to_owned(),
+        reason: format!("TLS configuration refused ({e})"),
+    })
+}
+
+/// An endpoint for `uri`, refused unless it is `https://` (TLS configuration still to add).
+pub(crate) fn https_only(uri: &str) -> Result<Endpoint, PkiError> {
     let invalid = |reason: String| PkiError::InvalidServerAddress { value: uri.to_owned(), reason };
     let endpoint = Endpoint::from_shared(uri.to_owned()).map_err(|e| invalid(format!("not a URI ({e})")))?;
     if endpoint.uri().scheme_str() != Some("https") {
         return Err(invalid("federation endpoints use mutual TLS, write `https://host:port`".to_owned()));
     }
-    endpoint.tls_config(tls).map_err(|e| invalid(format!("TLS configuration refused ({e})")))
+    Ok(endpoint)
 }
 
 #[cfg(test)]

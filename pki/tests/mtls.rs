@@ -284,6 +284,36 @@ async fn the_client_refuses_a_server_under_another_name() {
     }
 }
 
+/// A pinned server: the server certificate (of the federation CA, with the right name) must
+/// also name the pinned department; another department's certificate with the same names is
+/// refused in the handshake, before any request is sent.
+#[tokio::test]
+async fn the_client_refuses_a_server_naming_another_department() {
+    let fed = Federation::start().await;
+    let loaded = TlsFiles::in_dir(fed.dir.path(), CALLER).load().expect("load");
+    let connect = |dept: &'static str| {
+        let endpoint =
+            exchange_pki::pinned_https_endpoint(&format!("https://{}", fed.open), &loaded, "localhost", dept)
+                .expect("endpoint")
+                .connect_timeout(STEP)
+                .timeout(STEP);
+        async move { bounded("connect", endpoint.connect()).await.map(HealthClient::new) }
+    };
+    let mut pinned = connect(SERVER).await.expect("the server names the pinned department");
+    let answer = bounded("health check", pinned.check(HealthCheckRequest { service: String::new() })).await;
+    assert_eq!(answer.expect("serving").into_inner().status, ServingStatus::Serving as i32);
+    match connect(CALLER).await {
+        Err(e) => {
+            let detail = format!("{e:?}");
+            assert!(detail.contains("ServerDept") && detail.contains("urn:exchange:dept:gov.catalog"), "{detail}");
+        }
+        Ok(_) => panic!("a server naming {SERVER} was taken for {CALLER}"),
+    }
+    let e = exchange_pki::pinned_https_endpoint("https://127.0.0.1:1", &loaded, "localhost", "Not A Dept")
+        .expect_err("a malformed department id");
+    assert!(e.to_string().contains("Not A Dept"), "{e}");
+}
+
 #[tokio::test]
 async fn files_on_disk_are_private_and_never_overwritten() {
     let fed = Federation::start().await;

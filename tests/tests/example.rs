@@ -22,6 +22,7 @@ async fn the_rental_filing_example_approves_against_a_real_federation() {
     assert!(example.exists(), "{} is built by cargo build --workspace --all-targets", example.display());
     let out = Command::new(example)
         .env("EXCHANGE_CATALOG", fed.net.catalog_endpoint())
+        .env("EXCHANGE_CATALOG_ID", exchange_localnet::CATALOG_ID)
         .env("EXCHANGE_CATALOG_KEY", hex_key(fed.net.catalog_key().as_bytes()))
         .env("EXCHANGE_TLS_DIR", fed.net.dir().join("pki"))
         .env("HOUSING_DEPT", HCB)

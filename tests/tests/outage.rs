@@ -135,3 +135,94 @@ async fn nodes_serve_from_cache_then_refuse_and_catch_up_after_the_outage() {
     verify_consistency_proof(&proof, before.size(), before.root(), &after)
         .must("the log before is a prefix of the log after");
 }
+
+/// Issue 16, item 5: nodes checked the catalog only by the DNS name in its certificate, so a
+/// member whose certificate carries that name could pose as the catalog, take the access log
+/// and, replaying signed configurations, keep the nodes "connected". Here the catalog daemon
+/// itself, with its signing key and its data, serves under the housing bureau's certificate
+/// issued with the catalog's names: if the nodes took it for the catalog its heartbeats would
+/// keep them fresh. They refuse it in the TLS handshake (it names another department), ship
+/// nothing to it, and go CONFIG_STALE after their maximum age as in an outage; the SDK refuses
+/// it too. With the real catalog back, they serve again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_posing_as_the_catalog_is_refused_and_nodes_go_stale() {
+    let mut fed = TestFed::start(Setup { config_max_age_secs: MAX_AGE_SECS, ..Setup::default() }).await;
+    let landlord_id = fed.landlord().0["id_number"].clone();
+    let (_, token) = fed.consent_token(HCB, &landlord_id, &[POPULATION], &["name"], RENTAL, POPULATION).await;
+    let hcb = fed.client(HCB).clone();
+    hcb.run_query(record_query(&landlord_id, &["name"], &token, "before-impostor")).await.must("served before");
+    fed.net.wait_for_shipping().await.must("shipped before");
+
+    // The housing bureau's certificate with the catalog's DNS name and address.
+    let dir = fed.net.dir().to_path_buf();
+    let ca = exchange_pki::FederationCa::load_from_dir(dir.join("pki")).must("the federation CA");
+    let impostor = ca
+        .issue(&exchange_pki::CertSpec::new(HCB, exchange_pki::CertKind::Server).with_loopback())
+        .must("a certificate with the catalog's names");
+    impostor.write_files(dir.join("pki"), "impostor").must("write the impostor's files");
+    let config = std::fs::read_to_string(dir.join("catalog.toml")).must("the catalog's configuration");
+    let catalog_cert = format!("pki/{}", exchange_localnet::CATALOG_ID);
+    let posing = config
+        .replace(&format!("{catalog_cert}.crt"), "pki/impostor.crt")
+        .replace(&format!("{catalog_cert}.key"), "pki/impostor.key");
+    assert_ne!(posing, config, "the impostor's configuration names its certificate");
+    std::fs::write(dir.join("impostor.toml"), posing).must("write the impostor's configuration");
+    let log_before = std::fs::read_to_string(fed.net.log_path(PSB)).must("the node's log").len();
+
+    fed.net.kill(CATALOG).await.must("stop the catalog");
+    let bin = exchange_localnet::default_bin_dir().must("binaries").join("exchange-catalog");
+    let log = std::fs::File::create(dir.join("logs/impostor.log")).must("the impostor's log");
+    let mut fake = tokio::process::Command::new(bin)
+        .args(["serve", "--config"])
+        .arg(dir.join("impostor.toml"))
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().must("log"))
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .must("start the impostor");
+    // It serves: its health answers over TLS (the probe checks only the CA).
+    wait_for("the impostor serves", Duration::from_secs(30), || async {
+        (probe(&fed, "exchange-catalog", CATALOG).0 == 0).then_some(())
+    })
+    .await;
+
+    // The node refuses it in the handshake, and says why in its log.
+    wait_for("the node refuses the impostor", Duration::from_secs(30), || async {
+        let text = std::fs::read_to_string(fed.net.log_path(PSB)).ok()?;
+        text.get(log_before..)?.contains("not the pinned server").then_some(())
+    })
+    .await;
+    // The SDK refuses it as well.
+    match fed.net.client(HCB).await.must("a fresh client").list_members().await {
+        Err(exchange_client_sdk::Error::Tls(message)) => {
+            assert!(message.contains("urn:exchange:dept:gov.sz.exchange"), "{message}")
+        }
+        other => panic!("the SDK must refuse the impostor in the handshake, got {other:?}"),
+    }
+    // Past the maximum age the node refuses queries, as in an outage, and ships nothing.
+    let error = wait_for("the configuration goes stale", Duration::from_secs(30), || {
+        let hcb = hcb.clone();
+        let token = token.clone();
+        let id = landlord_id.clone();
+        async move { hcb.run_query(record_query(&id, &["name"], &token, "impostor")).await.err() }
+    })
+    .await;
+    assert_eq!(error.reason(), Some(ReasonCode::ConfigStale), "{error}");
+    assert!(matches!(error, exchange_client_sdk::Error::Refused { code: tonic::Code::Unavailable, .. }), "{error}");
+    let status = fed.client(PSB).log_status(PSB).await.must("status under the impostor");
+    assert!(status.lag >= 1, "nothing is shipped to the impostor: {status:?}");
+
+    // The real catalog back: the nodes take its configuration and serve again.
+    fake.kill().await.must("stop the impostor");
+    fed.net.restart(CATALOG).await.must("restart the catalog");
+    wait_for("the node serves again", Duration::from_secs(30), || {
+        let hcb = hcb.clone();
+        let token = token.clone();
+        let id = landlord_id.clone();
+        async move { hcb.run_query(record_query(&id, &["name"], &token, "after-impostor")).await.ok() }
+    })
+    .await;
+    fed.net.wait_for_shipping().await.must("catch up with the real catalog");
+    assert!(!fed.central_entries("impostor").await.is_empty(), "entries of the impostor's time reach the real log");
+}

@@ -10,7 +10,8 @@ use exchange_proto::v1::{
 use exchange_store::WriteBatch;
 use prost::Message as _;
 
-use super::{Caller, Catalog, subject};
+use super::validators::subject;
+use super::{Caller, Catalog};
 use crate::append::{check_event, check_own};
 use crate::error::{CatalogError, Result};
 use crate::log::{MAX_BATCH, Staged};

@@ -2,18 +2,22 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use exchange_catalog::config::CatalogConfig;
 use exchange_catalog::server::{RunningCatalog, start};
 use exchange_client_sdk::{ClientConfig, ClientIdentity, ExchangeClient};
 use exchange_core::ident::DeptId;
-use exchange_pki::{CertKind, CertSpec, FederationCa, LoadedIdentity, TlsFiles};
+use exchange_pki::{CertKind, CertSpec, FederationCa, IssuedCert, LoadedIdentity, TlsFiles};
 use exchange_proto::v1::{Member, Role};
 
 /// The operator (and auditor) member the catalog starts with.
 pub const OPS: &str = "gov.sz.ops";
+/// The catalog's department id (its certificate names it).
+pub const CATALOG_ID: &str = "gov.sz.exchange";
 /// The log origin.
 pub const ORIGIN: &str = "exchange.test/log";
 
@@ -36,6 +40,13 @@ pub struct Federation {
     pub catalog: RunningCatalog,
     pub catalog_key: VerifyingKey,
     pub endpoint: String,
+    /// One client certificate per department, issued on first use (members are registered
+    /// with its fingerprint).
+    certs: Mutex<BTreeMap<String, IssuedCert>>,
+}
+
+fn issue_client(ca: &FederationCa, dept: &str) -> IssuedCert {
+    ca.issue(&CertSpec::new(dept, CertKind::Client)).expect("client cert")
 }
 
 impl Federation {
@@ -43,12 +54,12 @@ impl Federation {
         exchange_pki::install_crypto_provider();
         let dir = tempfile::tempdir().expect("temp dir");
         let ca = FederationCa::generate("Test Federation CA").expect("CA");
-        let server =
-            ca.issue(&CertSpec::new("gov.sz.exchange", CertKind::Server).with_loopback()).expect("server cert");
+        let server = ca.issue(&CertSpec::new(CATALOG_ID, CertKind::Server).with_loopback()).expect("server cert");
         let tls = LoadedIdentity::from_pem(ca.cert_pem(), &server.cert_pem, &server.key_pem).expect("server identity");
         let signing_key = SigningKey::from_bytes(&[42; 32]);
+        let ops_cert = issue_client(&ca, OPS);
         let config = CatalogConfig {
-            catalog_id: DeptId::parse("gov.sz.exchange").expect("dept id"),
+            catalog_id: DeptId::parse(CATALOG_ID).expect("dept id"),
             listen: "127.0.0.1:0".parse().expect("address"),
             data_dir: dir.path().join("catalog"),
             log_origin: ORIGIN.into(),
@@ -61,24 +72,36 @@ impl Federation {
                 dept_id: OPS.into(),
                 name: "Operations".into(),
                 roles: vec![Role::Operator as i32, Role::Auditor as i32],
+                cert_fingerprints: vec![ops_cert.fingerprint.to_vec()],
                 ..Default::default()
             }],
         };
         let catalog = start(config).await.expect("start the catalog");
         let endpoint = format!("https://127.0.0.1:{}", catalog.addr.port());
-        Federation { dir, ca, catalog, catalog_key: signing_key.verifying_key(), endpoint }
+        let certs = Mutex::new(BTreeMap::from([(OPS.to_string(), ops_cert)]));
+        Federation { dir, ca, catalog, catalog_key: signing_key.verifying_key(), endpoint, certs }
+    }
+
+    /// The department's client certificate (the same one on every call).
+    pub fn cert(&self, dept: &str) -> IssuedCert {
+        let mut certs = self.certs.lock().expect("certificates");
+        certs.entry(dept.to_string()).or_insert_with(|| issue_client(&self.ca, dept)).clone()
+    }
+
+    /// The fingerprint to register the department with.
+    pub fn fingerprint(&self, dept: &str) -> Vec<u8> {
+        self.cert(dept).fingerprint.to_vec()
     }
 
     pub fn identity(&self, dept: &str) -> ClientIdentity {
-        let cert = self.ca.issue(&CertSpec::new(dept, CertKind::Client)).expect("client cert");
+        let cert = self.cert(dept);
         ClientIdentity::from_pem(self.ca.cert_pem(), &cert.cert_pem, &cert.key_pem).expect("client identity")
     }
 
     /// Writes `<dir>/tls/<dept>.crt|.key` and `ca.crt`.
     pub fn write_identity(&self, dept: &str) -> TlsFiles {
         let dir = self.dir.path().join("tls");
-        let cert = self.ca.issue(&CertSpec::new(dept, CertKind::Client)).expect("client cert");
-        cert.write_files(&dir, dept).expect("write cert");
+        self.cert(dept).write_files(&dir, dept).expect("write cert");
         let ca = dir.join("ca.crt");
         if !ca.exists() {
             std::fs::write(&ca, self.ca.cert_pem()).expect("write ca");
@@ -87,7 +110,8 @@ impl Federation {
     }
 
     pub async fn client(&self, dept: &str) -> ExchangeClient {
-        let config = ClientConfig::new(self.identity(dept), self.endpoint.clone(), "localhost", self.catalog_key);
+        let config =
+            ClientConfig::new(self.identity(dept), self.endpoint.clone(), "localhost", CATALOG_ID, self.catalog_key);
         ExchangeClient::connect(config).await.expect("connect")
     }
 

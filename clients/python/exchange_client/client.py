@@ -82,7 +82,7 @@ class Refused(ExchangeError):
         return cls(err.code(), err.details() or "", refusal)
 
 
-_KEYS = {"catalog", "catalog_name", "catalog_key", "ca", "cert", "key", "log_key", "timeout_secs"}
+_KEYS = {"catalog", "catalog_name", "catalog_id", "catalog_key", "ca", "cert", "key", "log_key", "timeout_secs"}
 
 
 @dataclass(frozen=True)

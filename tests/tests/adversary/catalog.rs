@@ -5,13 +5,18 @@
 //! digest key only when it provides personal data.
 
 use exchange_client_sdk::NodeQuery;
+use exchange_localnet::data::{
+    AMR, AUDIT, BUSINESS_LICENCE, GSC, HCB, OPENING, OPS, PNR, POPULATION, PROPERTY_CERTIFICATE, PSB, RENTAL,
+};
 use exchange_client_sdk::log::{verify_inclusion_of, verify_inclusion_proof};
-use exchange_localnet::data::{AMR, AUDIT, BUSINESS_LICENCE, GSC, HCB, OPENING, OPS, PNR, POPULATION, PSB, RENTAL};
+use exchange_pki::{CertKind, CertSpec, FederationCa};
 use exchange_proto::refusal;
 use exchange_proto::v1::catalog_client::CatalogClient;
 use exchange_proto::v1::*;
 use exchange_tests::*;
 use tonic::Code;
+
+use crate::node::{member_identity, raw_node};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 /// The refusal of a call that must be refused: its status code, reason and message.
@@ -33,11 +38,16 @@ fn status<T: std::fmt::Debug>(result: Result<tonic::Response<T>, tonic::Status>)
 /// The catalog reached with `dept`'s own certificate, bypassing the SDK: what a dishonest
 /// member's node can send.
 async fn raw_catalog(fed: &TestFed, dept: &str) -> CatalogClient<Channel> {
-    let files = fed.net.tls_files(dept);
-    let read = |p: &std::path::Path| std::fs::read_to_string(p).must("read a certificate file");
+    let (cert, key) = member_identity(fed, dept);
+    raw_catalog_as(fed, &cert, &key).await
+}
+
+/// The catalog reached with a certificate and key (PEM) of the caller's choosing.
+async fn raw_catalog_as(fed: &TestFed, cert: &str, key: &str) -> CatalogClient<Channel> {
+    let ca = std::fs::read_to_string(fed.net.tls_files(OPS).ca_cert).must("read the CA certificate");
     let tls = ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(read(&files.ca_cert)))
-        .identity(Identity::from_pem(read(&files.cert), read(&files.key)))
+        .ca_certificate(Certificate::from_pem(ca))
+        .identity(Identity::from_pem(cert, key))
         .domain_name("localhost");
     let channel = Endpoint::from_shared(fed.net.catalog_endpoint().to_string())
         .must("catalog endpoint")
@@ -395,4 +405,93 @@ async fn bad_sizes_tokens_and_rate_limits_are_refused_and_key_files_are_private(
         let mode = std::fs::metadata(&path).must("key file").permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{}", path.display());
     }
+}
+
+/// Issue 16, item 7: a member could be registered without certificate fingerprints, and then
+/// any certificate of the federation CA naming it was the member. Fingerprints are required
+/// at registration and update; once a member's list is replaced, its old certificate is
+/// refused at once by the catalog and by every node, for queries and the department's own
+/// calls alike, on a connection opened before the change too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fingerprints_are_required_and_a_replaced_certificate_is_refused_at_once() {
+    let fed = TestFed::start(Setup::default()).await;
+    let ops = fed.client(OPS);
+    let newcomer = Member {
+        dept_id: "gov.sz.newcomer".into(),
+        name: "新成员".into(),
+        roles: vec![Role::Department as i32],
+        ..Default::default()
+    };
+    let (code, reason, message) = refused(ops.register_member(newcomer).await);
+    assert_eq!((code, reason), (Code::InvalidArgument, ReasonCode::MalformedRequest), "{message}");
+    assert!(
+        message.contains("member.cert_fingerprints") && message.contains("at least one certificate fingerprint"),
+        "{message}"
+    );
+    let (code, _, _) = refused(ops.get_member("gov.sz.newcomer").await);
+    assert_eq!(code, Code::NotFound, "nothing of the refused member is kept");
+    let emptied = UpdateMemberRequest { dept_id: PNR.into(), replace_cert_fingerprints: true, ..Default::default() };
+    let (code, reason, message) = refused(ops.update_member(emptied).await);
+    assert_eq!((code, reason), (Code::InvalidArgument, ReasonCode::MalformedRequest), "{message}");
+    assert!(message.contains("cert_fingerprints"), "{message}");
+
+    // The natural-resources department's systems get a certificate of their own beside the
+    // node's, then replace it with a newer one; the node's certificate stays listed.
+    let ca = FederationCa::load_from_dir(fed.net.dir().join("pki")).must("the federation CA");
+    let node_cert = fed.net.tls_files(PNR).load().must("the node's certificate").fingerprint();
+    let old = ca.issue(&CertSpec::new(PNR, CertKind::Client)).must("a certificate");
+    let new = ca.issue(&CertSpec::new(PNR, CertKind::Client)).must("a certificate");
+    let list = |fingerprints: &[[u8; 32]]| UpdateMemberRequest {
+        dept_id: PNR.into(),
+        cert_fingerprints: fingerprints.iter().map(|f| f.to_vec()).collect(),
+        replace_cert_fingerprints: true,
+        ..Default::default()
+    };
+    ops.update_member(list(&[node_cert, old.fingerprint])).await.must("list the old certificate");
+    fed.net.wait_for_configuration().await.must("nodes take the member record");
+    let landlord_id = fed.landlord().0["id_number"].clone();
+    let query = || GetRecordRequest {
+        context: ctx(RENTAL, "fingerprint-change"),
+        dataset: POPULATION.into(),
+        subject: person(&landlord_id),
+        fields: vec!["name".into()],
+        consent_token: String::new(),
+        version: 0,
+    };
+    // Connections opened with the old certificate while it is listed: it is the member.
+    let mut own = raw_node(&fed, PNR, Some((&old.cert_pem, &old.key_pem))).await;
+    let mut elsewhere = raw_node(&fed, PSB, Some((&old.cert_pem, &old.key_pem))).await;
+    let mut catalog = raw_catalog_as(&fed, &old.cert_pem, &old.key_pem).await;
+    own.get_log_status(GetLogStatusRequest {}).await.must("the listed certificate on its own node");
+    let (_, reason, message) = status(elsewhere.get_record(query()).await);
+    assert_ne!(reason, ReasonCode::UnknownMember, "authenticated, then refused for want of a grant: {message}");
+    catalog.list_members(ListMembersRequest {}).await.must("the listed certificate at the catalog");
+
+    ops.update_member(list(&[node_cert, new.fingerprint])).await.must("replace the old certificate");
+    fed.net.wait_for_configuration().await.must("nodes take the member record");
+    let certificate = fed.data.properties[0]["cert_no"].clone();
+    let revoke = RevokeLicenceRequest {
+        dataset: PROPERTY_CERTIFICATE.into(),
+        licence_id: certificate,
+        reason: "an old certificate".into(),
+    };
+    let (code, reason, message) = status(own.revoke_licence(revoke).await);
+    assert_eq!((code, reason), (Code::Unauthenticated, ReasonCode::UnknownMember), "{message}");
+    assert!(message.contains("not registered"), "{message}");
+    let (code, reason, _) = status(own.get_log_status(GetLogStatusRequest {}).await);
+    assert_eq!((code, reason), (Code::Unauthenticated, ReasonCode::UnknownMember));
+    let (code, reason, _) = status(elsewhere.get_record(query()).await);
+    assert_eq!((code, reason), (Code::Unauthenticated, ReasonCode::UnknownMember));
+    let (code, reason, message) = status(catalog.list_members(ListMembersRequest {}).await);
+    assert_eq!((code, reason), (Code::Unauthenticated, ReasonCode::Unauthenticated), "{message}");
+    assert!(message.contains("not registered"), "{message}");
+
+    // The new certificate is the member.
+    let mut renewed = raw_node(&fed, PNR, Some((&new.cert_pem, &new.key_pem))).await;
+    renewed.get_log_status(GetLogStatusRequest {}).await.must("the new certificate on its own node");
+    raw_catalog_as(&fed, &new.cert_pem, &new.key_pem)
+        .await
+        .list_members(ListMembersRequest {})
+        .await
+        .must("the new certificate at the catalog");
 }

@@ -19,7 +19,7 @@ const WITHHELD: &str = "[withheld: identifier in clear]";
 
 /// The node of `dept` over TLS, as `identity` (a certificate and key, PEM) or with no client
 /// certificate at all; the SDK is bypassed, so nothing is checked or refused on the way.
-async fn raw_node(fed: &TestFed, dept: &str, identity: Option<(&str, &str)>) -> NodeClient<Channel> {
+pub(crate) async fn raw_node(fed: &TestFed, dept: &str, identity: Option<(&str, &str)>) -> NodeClient<Channel> {
     let port = fed.net.port(dept).expect("node port");
     let ca = Certificate::from_pem(std::fs::read(fed.net.dir().join("pki/ca.crt")).expect("ca certificate"));
     let mut tls = ClientTlsConfig::new().ca_certificate(ca).domain_name("localhost");
@@ -37,7 +37,7 @@ async fn raw_node(fed: &TestFed, dept: &str, identity: Option<(&str, &str)>) -> 
 }
 
 /// A member's own certificate and key, as the federation's folder holds them.
-fn member_identity(fed: &TestFed, dept: &str) -> (String, String) {
+pub(crate) fn member_identity(fed: &TestFed, dept: &str) -> (String, String) {
     let read = |ext: &str| {
         std::fs::read_to_string(fed.net.dir().join(format!("pki/{dept}.{ext}"))).expect("member certificate files")
     };
