@@ -78,6 +78,11 @@ pub fn peak_rss_mib(pid: u32) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// The load averages over 1, 5 and 15 minutes (other work on the machine skews every figure).
+pub fn load_average() -> String {
+    read("/proc/loadavg").split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
 /// Free space of the file system holding `dir`, GiB (from `df`; `None` if it cannot tell).
 pub fn free_disk_gib(dir: &Path) -> Option<f64> {
     let out = std::process::Command::new("df").args(["-Pk"]).arg(dir).output().ok()?;

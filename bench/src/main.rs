@@ -151,6 +151,8 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
     let mut report = Report {
         machine: machine::Machine::describe(),
         command: std::env::args().collect::<Vec<_>>().join(" "),
+        load_before: machine::load_average(),
+        load_after: String::new(),
         warmup_secs: args.warmup,
         measure_secs: args.duration,
         query_path: Vec::new(),
@@ -161,6 +163,7 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
     };
     let result = sections(args, window, &scratch, &mut report).await;
     let _ = std::fs::remove_dir_all(&scratch);
+    report.load_after = machine::load_average();
     result.map(|()| report)
 }
 

@@ -17,6 +17,10 @@ pub struct Report {
     pub machine: Machine,
     /// The command line.
     pub command: String,
+    /// Load averages (1, 5, 15 min) when the run started.
+    pub load_before: String,
+    /// Load averages when it ended.
+    pub load_after: String,
     /// Warm-up and measured window of every load point, seconds.
     pub warmup_secs: f64,
     /// The measured window, seconds.
@@ -70,6 +74,7 @@ impl Report {
         let _ = writeln!(s, "build:   {}", m.profile);
         let _ = writeln!(s, "commit:  {}", m.commit);
         let _ = writeln!(s, "command: {}", self.command);
+        let _ = writeln!(s, "load:    {} at the start, {} at the end (1, 5, 15 min)", self.load_before, self.load_after);
         let _ =
             writeln!(s, "window:  {:.1} s warm-up, {:.1} s measured per point", self.warmup_secs, self.measure_secs);
         if !self.query_path.is_empty() {
