@@ -43,14 +43,20 @@ pub struct AccessLog {
 }
 
 impl AccessLog {
-    /// Starts the writer task over `store`, continuing after `last_written`.
-    pub fn start(store: Arc<dyn KvStore>, last_written: u64) -> (Self, tokio::task::JoinHandle<()>) {
+    /// Starts the writer task over `store`, continuing after `last_written`. `durability` is
+    /// [`Durability::Sync`] but under the benchmark harness (`access_log_sync = false`).
+    pub fn start(
+        store: Arc<dyn KvStore>,
+        last_written: u64,
+        durability: Durability,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel::<Job>(4096);
         let last = Arc::new(AtomicU64::new(last_written));
         let written = Arc::new(Notify::new());
         let syncs = Arc::new(AtomicU64::new(0));
         let failing = Arc::new(AtomicBool::new(false));
-        let task = tokio::spawn(run(store, rx, last.clone(), written.clone(), syncs.clone(), failing.clone()));
+        let task =
+            tokio::spawn(run(store, durability, rx, last.clone(), written.clone(), syncs.clone(), failing.clone()));
         (Self { tx, last_written: last, written, syncs, failing }, task)
     }
 
@@ -107,6 +113,7 @@ impl AccessLog {
 
 async fn run(
     store: Arc<dyn KvStore>,
+    durability: Durability,
     mut rx: mpsc::Receiver<Job>,
     last: Arc<AtomicU64>,
     written: Arc<Notify>,
@@ -133,7 +140,7 @@ async fn run(
             replies.push((seq, reply));
         }
         let store = store.clone();
-        let result = exchange_store::blocking(move || store.write(batch, Durability::Sync)).await;
+        let result = exchange_store::blocking(move || store.write(batch, durability)).await;
         match result {
             Ok(()) => {
                 failing.store(false, Ordering::SeqCst);

@@ -13,6 +13,7 @@
 //! catalog_public_key = "<64 hex>"          # pinned key that signs the federation configuration
 //! config_max_age_secs = 300                # default
 //! max_batch_items = 100                    # default
+//! access_log_sync = true                   # default; false only under exchange-bench
 //!
 //! [tls]
 //! ca_cert = "pki/ca.crt"
@@ -76,9 +77,35 @@ pub struct NodeConfigFile {
     /// Most items in a batch (default and at most 100).
     #[serde(default = "default_max_batch")]
     pub max_batch_items: usize,
+    /// Whether each group write of the access log is synced to disk (default `true`). `false`
+    /// exists only so that the benchmark harness can show what the sync costs: it is refused
+    /// unless [`BENCH_ENV`] is `1` in the daemon's environment (see [`check_access_log_sync`]).
+    #[serde(default = "default_true")]
+    pub access_log_sync: bool,
     /// The datasets this node serves.
     #[serde(default)]
     pub datasets: Vec<DatasetSection>,
+}
+
+/// The environment variable the benchmark harness (`exchange-bench`) sets for the daemons it
+/// starts; only then may `access_log_sync = false` be configured.
+pub const BENCH_ENV: &str = "EXCHANGE_BENCH";
+
+fn default_true() -> bool {
+    true
+}
+
+/// Refuses `access_log_sync = false` outside the benchmark harness: an access-log entry
+/// acknowledged but not yet synced can be lost in a power cut, and the node promises that
+/// every answer it gave is in the log (fail-closed). `bench_env` is the value of [`BENCH_ENV`].
+pub fn check_access_log_sync(sync: bool, bench_env: Option<&str>) -> anyhow::Result<()> {
+    if !sync && bench_env != Some("1") {
+        bail!(
+            "setting access_log_sync: false is only for the benchmark harness (exchange-bench, which sets \
+             {BENCH_ENV}=1): a node in service syncs every access-log write; remove the setting"
+        );
+    }
+    Ok(())
 }
 
 fn default_server_name() -> String {
@@ -153,6 +180,9 @@ pub struct NodeConfig {
     pub config_max_age_ms: i64,
     /// Most batch items.
     pub max_batch_items: usize,
+    /// Whether the access log's group writes are synced (always, but under the benchmark
+    /// harness).
+    pub access_log_sync: bool,
     /// Datasets served, in the catalog's shape (counts filled at publication).
     pub datasets: Vec<Dataset>,
 }
@@ -204,6 +234,7 @@ impl NodeConfig {
             catalog_public_key,
             config_max_age_secs,
             max_batch_items,
+            access_log_sync,
             datasets,
         } = file;
         let dept_id = DeptId::parse(&dept_id).map_err(|e| anyhow::anyhow!("setting dept_id: {e}"))?;
@@ -225,6 +256,7 @@ impl NodeConfig {
         if !(1..=DEFAULT_MAX_BATCH_ITEMS).contains(&max_batch_items) {
             bail!("setting max_batch_items: {max_batch_items} is outside 1..={DEFAULT_MAX_BATCH_ITEMS}");
         }
+        check_access_log_sync(access_log_sync, std::env::var(BENCH_ENV).ok().as_deref())?;
         let tls_files = TlsFiles {
             ca_cert: resolve(base, &tls.ca_cert),
             cert: resolve(base, &tls.cert),
@@ -285,7 +317,50 @@ impl NodeConfig {
             catalog_public_key,
             config_max_age_ms: i64::try_from(config_max_age_secs).unwrap_or(300) * 1000,
             max_batch_items,
+            access_log_sync,
             datasets: out,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        dept_id = "gov.sz.psb"
+        listen = "127.0.0.1:0"
+        data_dir = "data"
+        catalog_endpoint = "https://127.0.0.1:7400"
+        signing_key = "node.pem"
+        catalog_public_key = "00"
+        [tls]
+        ca_cert = "ca.crt"
+        cert = "psb.crt"
+        key = "psb.key"
+    "#;
+
+    #[test]
+    fn the_access_log_is_synced_unless_configured_otherwise() {
+        let file: NodeConfigFile = toml::from_str(MINIMAL).expect("minimal configuration");
+        assert!(file.access_log_sync);
+        let unsynced: NodeConfigFile =
+            toml::from_str(&format!("access_log_sync = false\n{MINIMAL}")).expect("with the switch");
+        assert!(!unsynced.access_log_sync);
+    }
+
+    #[test]
+    fn an_unsynced_access_log_is_refused_outside_the_benchmark_harness() {
+        for env in [None, Some(""), Some("0"), Some("true"), Some("yes")] {
+            let err = check_access_log_sync(false, env).expect_err("refused");
+            assert!(
+                err.to_string().starts_with("setting access_log_sync: false is only for the benchmark harness"),
+                "{err}"
+            );
+        }
+        assert!(check_access_log_sync(false, Some("1")).is_ok());
+        for env in [None, Some("1")] {
+            assert!(check_access_log_sync(true, env).is_ok(), "a synced log is always allowed");
+        }
     }
 }

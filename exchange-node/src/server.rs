@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use exchange_proto::v1::node_server::NodeServer;
-use exchange_store::{KvStore, RocksStore};
+use exchange_store::{Durability, KvStore, RocksStore};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::service::interceptor::InterceptedService;
@@ -107,7 +107,13 @@ pub async fn start_with_store(config: NodeConfig, store: Arc<dyn KvStore>) -> an
         .await
         .context("recovery task")??
     };
-    let (log, log_task) = AccessLog::start(store.clone(), last_written);
+    let durability = if config.access_log_sync {
+        Durability::Sync
+    } else {
+        tracing::warn!("access_log_sync = false: access-log writes are not synced (benchmark harness only)");
+        Durability::Buffered
+    };
+    let (log, log_task) = AccessLog::start(store.clone(), last_written, durability);
     let (fed_for_health, log_for_health, store_for_health) = (fed.clone(), log.clone(), store.clone());
     let status = Arc::new(ShipperStatus::new(last_shipped));
     let node = Arc::new(Node::new(

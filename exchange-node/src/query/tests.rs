@@ -98,7 +98,7 @@ fn dataset(id: &str, kind: DatasetKind, schema: &str, personal: bool) -> Dataset
 async fn harness(grants: Vec<GrantTerms>) -> Harness {
     let store = Arc::new(MemoryStore::new(TABLES));
     let kv: Arc<dyn KvStore> = store.clone();
-    let (log, _writer) = AccessLog::start(kv.clone(), 0);
+    let (log, _writer) = AccessLog::start(kv.clone(), 0, exchange_store::Durability::Sync);
     let token_key = SigningKey::from_bytes(&[3u8; 32]);
     let issuer = TokenIssuer::new(ORIGIN, &token_key).expect("issuer");
     let datasets = vec![
