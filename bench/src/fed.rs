@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use exchange_client_sdk::ExchangeClient;
-use exchange_localnet::data::{
-    self, AMR, BUSINESS_LICENCE, GSC, HCB, OPENING, POPULATION, PSB, RENTAL, Row,
-};
+use exchange_localnet::data::{self, AMR, BUSINESS_LICENCE, GSC, HCB, OPENING, POPULATION, PSB, RENTAL, Row};
 use exchange_localnet::{Localnet, default_bin_dir};
 use exchange_proto::v1::*;
 use tonic::transport::Channel;

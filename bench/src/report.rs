@@ -74,7 +74,8 @@ impl Report {
         let _ = writeln!(s, "build:   {}", m.profile);
         let _ = writeln!(s, "commit:  {}", m.commit);
         let _ = writeln!(s, "command: {}", self.command);
-        let _ = writeln!(s, "load:    {} at the start, {} at the end (1, 5, 15 min)", self.load_before, self.load_after);
+        let _ =
+            writeln!(s, "load:    {} at the start, {} at the end (1, 5, 15 min)", self.load_before, self.load_after);
         let _ =
             writeln!(s, "window:  {:.1} s warm-up, {:.1} s measured per point", self.warmup_secs, self.measure_secs);
         if !self.query_path.is_empty() {

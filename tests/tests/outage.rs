@@ -17,13 +17,12 @@ use tonic_health::pb::health_check_response::ServingStatus;
 /// port, with `extra` arguments: its exit code and what it printed.
 fn probe_with(fed: &TestFed, daemon: &str, dept: &str, extra: &[&str]) -> (i32, String) {
     let port = fed.net.port(dept).must("port");
-    let out =
-        std::process::Command::new(exchange_localnet::default_bin_dir().must("binaries").join(daemon))
-            .args(["health", "--addr", &format!("https://127.0.0.1:{port}"), "--ca"])
-            .arg(fed.net.dir().join("pki/ca.crt"))
-            .args(extra)
-            .output()
-            .must("run the health probe");
+    let out = std::process::Command::new(exchange_localnet::default_bin_dir().must("binaries").join(daemon))
+        .args(["health", "--addr", &format!("https://127.0.0.1:{port}"), "--ca"])
+        .arg(fed.net.dir().join("pki/ca.crt"))
+        .args(extra)
+        .output()
+        .must("run the health probe");
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
 }
 

@@ -5,10 +5,10 @@
 //! digest key only when it provides personal data.
 
 use exchange_client_sdk::NodeQuery;
+use exchange_client_sdk::log::{verify_inclusion_of, verify_inclusion_proof};
 use exchange_localnet::data::{
     AMR, AUDIT, BUSINESS_LICENCE, GSC, HCB, OPENING, OPS, PNR, POPULATION, PROPERTY_CERTIFICATE, PSB, RENTAL,
 };
-use exchange_client_sdk::log::{verify_inclusion_of, verify_inclusion_proof};
 use exchange_pki::{CertKind, CertSpec, FederationCa};
 use exchange_proto::refusal;
 use exchange_proto::v1::catalog_client::CatalogClient;
