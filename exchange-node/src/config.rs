@@ -332,6 +332,7 @@ mod tests {
         listen = "127.0.0.1:0"
         data_dir = "data"
         catalog_endpoint = "https://127.0.0.1:7400"
+        catalog_id = "gov.sz.exchange"
         signing_key = "node.pem"
         catalog_public_key = "00"
         [tls]
