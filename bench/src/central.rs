@@ -136,6 +136,9 @@ fn dir_size_mib(dir: &Path) -> f64 {
     walk(dir) as f64 / (1024.0 * 1024.0)
 }
 
+/// The certificate fingerprint the in-process node is registered and authenticated with.
+const NODE_FINGERPRINT: [u8; 32] = [7; 32];
+
 /// Grows a central log in `dir` to each of `sizes` (ascending) and measures it there. Blocking:
 /// run it off the async workers.
 pub fn central_log(dir: &Path, sizes: &[u64]) -> anyhow::Result<CentralLog> {
@@ -150,11 +153,13 @@ pub fn central_log(dir: &Path, sizes: &[u64]) -> anyhow::Result<CentralLog> {
             dept_id: PSB.into(),
             name: "public security".into(),
             roles: vec![Role::Department as i32],
+            // In-process, no TLS: the fingerprint of the identity authenticated below.
+            cert_fingerprints: vec![NODE_FINGERPRINT.to_vec()],
             ..Default::default()
         })
         .map_err(|e| anyhow::anyhow!("register the node: {e}"))?;
     let caller = catalog
-        .authenticate(&PeerIdentity { dept_id: PSB.into(), fingerprint: [0; 32], not_after_unix: i64::MAX })
+        .authenticate(&PeerIdentity { dept_id: PSB.into(), fingerprint: NODE_FINGERPRINT, not_after_unix: i64::MAX })
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     // Roots at earlier sizes, as an auditor holds them from earlier checkpoints.
     let roots = AccessLog::open(&db, LOG_ORIGIN).map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -157,7 +157,28 @@ impl Fed {
             });
         }
         anyhow::ensure!(!subjects.is_empty() && !companies.is_empty(), "the generated data has nobody to query");
-        Ok(Fed { net, hcb, gsc, psb, subjects, companies, persons_imported: generated.persons.len(), _tmp: tmp })
+        let fed = Fed { net, hcb, gsc, psb, subjects, companies, persons_imported: generated.persons.len(), _tmp: tmp };
+        for dept in [PSB, AMR] {
+            fed.wait_serving(dept).await?;
+        }
+        Ok(fed)
+    }
+
+    /// Waits (at most a minute) until `dept`'s node says SERVING: a node that holds the
+    /// configuration may still be fetching the subject digest key, and its health turns
+    /// SERVING at its next check; a baseline measured before would measure refusals.
+    pub async fn wait_serving(&self, dept: &str) -> anyhow::Result<()> {
+        use tonic_health::pb::HealthCheckRequest;
+        use tonic_health::pb::health_check_response::ServingStatus;
+        let mut client = tonic_health::pb::health_client::HealthClient::new(self.node_channel(HCB, dept).await?);
+        for _ in 0..600 {
+            let status = client.check(HealthCheckRequest { service: String::new() }).await?.into_inner().status();
+            if status == ServingStatus::Serving {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        anyhow::bail!("{dept}'s node did not turn SERVING within a minute")
     }
 
     /// The folder of the federation.
@@ -199,7 +220,8 @@ impl Fed {
         let text = if sync { kept } else { format!("access_log_sync = false\n{kept}") };
         std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
         self.net.kill(dept).await?;
-        self.net.restart(dept).await
+        self.net.restart(dept).await?;
+        self.wait_serving(dept).await
     }
 }
 
