@@ -128,7 +128,7 @@ impl Fed {
         let mut subjects = Vec::new();
         for person in generated.persons.iter().filter(|p| p["status"] == "normal").take(SUBJECTS) {
             let id = person["id_number"].clone();
-            let consent = data::face_scan_consent(&id, HCB, &[POPULATION], &["name"], RENTAL, "BENCH");
+            let consent = data::face_scan_consent(&id, HCB, &[(POPULATION, &["name"])], RENTAL, "BENCH");
             let consent = hcb.record_consent(consent).await.context("record a consent")?;
             let token = hcb.issue_consent_token(&consent.id, POPULATION).await.context("issue a token")?.token;
             subjects.push(Subject { id, token });
@@ -138,8 +138,7 @@ impl Fed {
             let mut consent = data::face_scan_consent(
                 &company["legal_rep_id"],
                 GSC,
-                &[BUSINESS_LICENCE],
-                &["licence_no", "status"],
+                &[(BUSINESS_LICENCE, &["licence_no", "status"])],
                 OPENING,
                 "BENCH",
             );

@@ -323,8 +323,10 @@ async fn the_catalog_end_to_end() {
     let consent_req = RecordConsentRequest {
         subject: Some(Subject { kind: SubjectKind::Person as i32, id: CITIZEN.to_lowercase() }),
         requester: HCB.into(),
-        datasets: vec![format!("{PSB}/population")],
-        fields: vec!["name".into(), "status".into()],
+        scopes: vec![ConsentScope {
+            dataset: format!("{PSB}/population"),
+            fields: vec!["name".into(), "status".into()],
+        }],
         purpose_code: "SZ-HCB-ZLBA-001".into(),
         expires_at_unix_ms: now_ms() + 3_600_000,
         evidence: Some(ConsentEvidence {
@@ -333,6 +335,7 @@ async fn the_catalog_end_to_end() {
             reference: "face-2026-0001".into(),
         }),
         application_id: "ZL-2026-000123".into(),
+        ..Default::default()
     };
     let err = hcb.record_consent(consent_req.clone()).await;
     assert!(err.is_ok(), "hcb also holds the portal role");

@@ -27,6 +27,14 @@ pub fn list(values: &[String]) -> Vec<String> {
     values.iter().flat_map(|v| v.split(',')).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
+/// One `--scope DATASET=FIELD,FIELD` argument.
+fn consent_scope(arg: &str) -> anyhow::Result<ConsentScope> {
+    let Some((dataset, fields)) = arg.split_once('=') else {
+        anyhow::bail!("--scope {arg}: write DATASET=FIELD,FIELD (for example gov.sz.psb/population=name,status)");
+    };
+    Ok(ConsentScope { dataset: dataset.trim().to_owned(), fields: list(&[fields.to_owned()]) })
+}
+
 fn role(name: &str) -> anyhow::Result<i32> {
     Ok(match name {
         "operator" => Role::Operator,
@@ -473,6 +481,8 @@ pub fn subject_kind(name: &str) -> anyhow::Result<i32> {
 
 /// Consent commands.
 #[derive(Subcommand, Debug)]
+// Parsed once per run: the size of the largest variant costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 pub enum ConsentCommand {
     /// Record that a subject authorised a requester (portal).
     Record {
@@ -485,11 +495,17 @@ pub enum ConsentCommand {
         /// The requester the subject authorised.
         #[arg(long)]
         requester: String,
-        /// Datasets covered; repeat or comma-separate.
-        #[arg(long, required = true)]
+        /// What the subject consents to in one dataset, as `DATASET=FIELD,FIELD`; repeat for
+        /// each dataset.
+        #[arg(long = "scope", value_name = "DATASET=FIELDS", required_unless_present = "dataset", conflicts_with_all = ["dataset", "fields"])]
+        scopes: Vec<String>,
+        /// Shorthand for one list over several datasets (each field goes to the one dataset
+        /// whose schema has it; a name two schemas share is refused): datasets, repeat or
+        /// comma-separate.
+        #[arg(long, requires = "fields")]
         dataset: Vec<String>,
-        /// Fields covered; repeat or comma-separate.
-        #[arg(long, required = true)]
+        /// Fields of the shorthand; repeat or comma-separate.
+        #[arg(long, requires = "dataset")]
         fields: Vec<String>,
         /// The purpose code.
         #[arg(long)]
@@ -535,6 +551,7 @@ pub async fn consent(client: &ExchangeClient, command: ConsentCommand, out: Out)
             subject,
             subject_kind: kind,
             requester,
+            scopes,
             dataset,
             fields,
             purpose,
@@ -547,6 +564,7 @@ pub async fn consent(client: &ExchangeClient, command: ConsentCommand, out: Out)
             let request = RecordConsentRequest {
                 subject: Some(Subject { kind: subject_kind(&kind)?, id: subject }),
                 requester,
+                scopes: scopes.iter().map(|s| consent_scope(s)).collect::<anyhow::Result<_>>()?,
                 datasets: list(&dataset),
                 fields: list(&fields),
                 purpose_code: purpose,

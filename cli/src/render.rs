@@ -182,6 +182,7 @@ pub fn consent(c: &Consent) -> Value {
         "requester": c.requester,
         "datasets": c.datasets,
         "fields": c.fields,
+        "scopes": c.scopes.iter().map(|s| json!({ "dataset": s.dataset, "fields": s.fields })).collect::<Vec<_>>(),
         "purpose_code": c.purpose_code,
         "expires_at": time(c.expires_at_unix_ms),
         "evidence": {

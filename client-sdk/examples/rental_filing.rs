@@ -68,8 +68,10 @@ async fn consent_of(
         .record_consent(RecordConsentRequest {
             subject: person(subject_id),
             requester: housing.to_owned(),
-            datasets: vec![dataset.to_owned()],
-            fields: fields.iter().map(|f| f.to_string()).collect(),
+            scopes: vec![ConsentScope {
+                dataset: dataset.to_owned(),
+                fields: fields.iter().map(|f| f.to_string()).collect(),
+            }],
             purpose_code: PURPOSE.to_owned(),
             expires_at_unix_ms: now + 7 * 24 * 3600 * 1000,
             evidence: Some(ConsentEvidence {
@@ -78,6 +80,7 @@ async fn consent_of(
                 reference: format!("{application}-{subject_id}"),
             }),
             application_id: application.to_owned(),
+            ..Default::default()
         })
         .await
 }

@@ -118,8 +118,7 @@ async fn catalog_calls_configuration_and_log_proofs() {
         .record_consent(RecordConsentRequest {
             subject: Some(Subject { kind: SubjectKind::Person as i32, id: "11010519491231002X".into() }),
             requester: "gov.sz.hcb".into(),
-            datasets: vec![POPULATION.into()],
-            fields: vec!["name".into(), "birth_date".into()],
+            scopes: vec![ConsentScope { dataset: POPULATION.into(), fields: vec!["name".into(), "birth_date".into()] }],
             purpose_code: PURPOSE.into(),
             expires_at_unix_ms: now_ms() + 24 * 3600 * 1000,
             evidence: Some(ConsentEvidence {
@@ -128,6 +127,7 @@ async fn catalog_calls_configuration_and_log_proofs() {
                 reference: "FS-0001".into(),
             }),
             application_id: "ZL-2024-0001".into(),
+            ..Default::default()
         })
         .await
         .expect("record consent");

@@ -258,8 +258,10 @@ async fn consent_token(
         .record_consent(RecordConsentRequest {
             subject,
             requester: HCB.into(),
-            datasets: vec![dataset.into()],
-            fields: fields.iter().map(|f| f.to_string()).collect(),
+            scopes: vec![ConsentScope {
+                dataset: dataset.into(),
+                fields: fields.iter().map(|f| f.to_string()).collect(),
+            }],
             purpose_code: PURPOSE.into(),
             expires_at_unix_ms: exchange_node::fedconfig::now_ms() + 3_600_000,
             evidence: Some(ConsentEvidence {
@@ -268,6 +270,7 @@ async fn consent_token(
                 reference: reference.into(),
             }),
             application_id: String::new(),
+            ..Default::default()
         })
         .await
         .expect("consent")

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 
 use exchange_core::ident::{CreditCode, ResidentId};
 use exchange_proto::v1::{
-    ConsentChannel, ConsentEvidence, ConsentMethod, ImportChunk, ImportFormat, ImportHeader, ImportRecord,
-    RecordConsentRequest, Role, Subject, SubjectKind,
+    ConsentChannel, ConsentEvidence, ConsentMethod, ConsentScope, ImportChunk, ImportFormat, ImportHeader,
+    ImportRecord, RecordConsentRequest, Role, Subject, SubjectKind,
 };
 
 use super::{DatasetSpec, LocalnetOptions, MemberSpec};
@@ -287,14 +287,16 @@ pub fn import_request(
     (header, chunks)
 }
 
+/// What one consent covers in one dataset: the dataset and the fields of it consented to.
+pub type Scope<'a> = (&'a str, &'a [&'a str]);
+
 /// The consent a citizen gives by face scan in an online service, for a day: `subject`
-/// (a resident id) lets `requester` read `fields` of `datasets` for `purpose`, in the
-/// application `application`.
+/// (a resident id) lets `requester` read, in each scope's dataset, the scope's fields for
+/// `purpose`, in the application `application`.
 pub fn face_scan_consent(
     subject: &str,
     requester: &str,
-    datasets: &[&str],
-    fields: &[&str],
+    scopes: &[Scope<'_>],
     purpose: &str,
     application: &str,
 ) -> RecordConsentRequest {
@@ -305,8 +307,13 @@ pub fn face_scan_consent(
     RecordConsentRequest {
         subject: Some(Subject { kind: SubjectKind::Person as i32, id: subject.into() }),
         requester: requester.into(),
-        datasets: datasets.iter().map(|d| d.to_string()).collect(),
-        fields: fields.iter().map(|f| f.to_string()).collect(),
+        scopes: scopes
+            .iter()
+            .map(|(dataset, fields)| ConsentScope {
+                dataset: dataset.to_string(),
+                fields: fields.iter().map(|f| f.to_string()).collect(),
+            })
+            .collect(),
         purpose_code: purpose.into(),
         expires_at_unix_ms: now_ms + 24 * 3600 * 1000,
         evidence: Some(ConsentEvidence {
@@ -315,5 +322,6 @@ pub fn face_scan_consent(
             reference: format!("face-{application}"),
         }),
         application_id: application.into(),
+        ..Default::default()
     }
 }

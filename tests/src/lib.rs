@@ -195,14 +195,13 @@ impl TestFed {
         &self,
         requester: &str,
         subject: &str,
-        datasets: &[&str],
-        fields: &[&str],
+        scopes: &[data::Scope<'_>],
         purpose: &str,
         dataset: &str,
     ) -> (Consent, String) {
         let client = self.client(requester);
         let consent = client
-            .record_consent(data::face_scan_consent(subject, requester, datasets, fields, purpose, "E2E"))
+            .record_consent(data::face_scan_consent(subject, requester, scopes, purpose, "E2E"))
             .await
             .must("record consent");
         let token = client.issue_consent_token(&consent.id, dataset).await.must("issue a consent token");

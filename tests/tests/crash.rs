@@ -21,7 +21,8 @@ const KILL_AFTER: u64 = 60;
 async fn sigkill_under_load_loses_no_log_entry_and_leaves_no_partial_import() {
     let mut fed = TestFed::start(Setup::default()).await;
     let landlord_id = fed.landlord().0["id_number"].clone();
-    let (_, token) = fed.consent_token(HCB, &landlord_id, &[POPULATION], &["name", "status"], RENTAL, POPULATION).await;
+    let (_, token) =
+        fed.consent_token(HCB, &landlord_id, &[(POPULATION, &["name", "status"])], RENTAL, POPULATION).await;
     let hcb = fed.client(HCB).clone();
 
     // Two drivers query until the node dies; each answer received is kept.

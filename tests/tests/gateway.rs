@@ -104,7 +104,7 @@ async fn a_legacy_system_queries_through_the_gateway_with_plain_http() {
     }
 
     // Python requests: consent by face scan, a token, the record, its evidence.
-    let consent = data::face_scan_consent(&landlord_id, HCB, &[POPULATION], &["name", "status"], RENTAL, "GW");
+    let consent = data::face_scan_consent(&landlord_id, HCB, &[(POPULATION, &["name", "status"])], RENTAL, "GW");
     let script = r#"
 import json, os, sys, requests
 base, headers = os.environ["GW"], {"Authorization": "Bearer " + os.environ["GW_TOKEN"]}

@@ -11,7 +11,7 @@ const CONCURRENT: usize = 200;
 async fn concurrent_queries_share_log_syncs() {
     let fed = TestFed::start(Setup::default()).await;
     let landlord_id = fed.landlord().0["id_number"].clone();
-    let (_, token) = fed.consent_token(HCB, &landlord_id, &[POPULATION], &["name"], RENTAL, POPULATION).await;
+    let (_, token) = fed.consent_token(HCB, &landlord_id, &[(POPULATION, &["name"])], RENTAL, POPULATION).await;
     let hcb = fed.client(HCB).clone();
     let psb = fed.client(PSB).clone();
     let before = psb.log_status(PSB).await.must("status before");

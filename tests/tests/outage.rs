@@ -38,7 +38,7 @@ const MAX_AGE_SECS: u64 = 5;
 async fn nodes_serve_from_cache_then_refuse_and_catch_up_after_the_outage() {
     let mut fed = TestFed::start(Setup { config_max_age_secs: MAX_AGE_SECS, ..Setup::default() }).await;
     let landlord_id = fed.landlord().0["id_number"].clone();
-    let (_, token) = fed.consent_token(HCB, &landlord_id, &[POPULATION], &["name"], RENTAL, POPULATION).await;
+    let (_, token) = fed.consent_token(HCB, &landlord_id, &[(POPULATION, &["name"])], RENTAL, POPULATION).await;
     let hcb = fed.client(HCB).clone();
     let auditor = fed.client(AUDIT).clone();
     hcb.run_query(record_query(&landlord_id, &["name"], &token, "before")).await.must("served before");
@@ -59,7 +59,7 @@ async fn nodes_serve_from_cache_then_refuse_and_catch_up_after_the_outage() {
     // The nodes count the age of their configuration from its signed `issued_at`: a change
     // of the configuration (a revoked consent) just before the outage starts its age afresh.
     let (spare, _) =
-        fed.consent_token(HCB, &fed.citizen(5)["id_number"], &[POPULATION], &["name"], RENTAL, POPULATION).await;
+        fed.consent_token(HCB, &fed.citizen(5)["id_number"], &[(POPULATION, &["name"])], RENTAL, POPULATION).await;
     hcb.revoke_consent(&spare.id, "outage suite").await.must("revoke a spare consent");
     fed.net.wait_for_configuration().await.must("nodes take the new configuration");
     fed.net.kill(CATALOG).await.must("stop the catalog");
@@ -147,7 +147,7 @@ async fn nodes_serve_from_cache_then_refuse_and_catch_up_after_the_outage() {
 async fn a_member_posing_as_the_catalog_is_refused_and_nodes_go_stale() {
     let mut fed = TestFed::start(Setup { config_max_age_secs: MAX_AGE_SECS, ..Setup::default() }).await;
     let landlord_id = fed.landlord().0["id_number"].clone();
-    let (_, token) = fed.consent_token(HCB, &landlord_id, &[POPULATION], &["name"], RENTAL, POPULATION).await;
+    let (_, token) = fed.consent_token(HCB, &landlord_id, &[(POPULATION, &["name"])], RENTAL, POPULATION).await;
     let hcb = fed.client(HCB).clone();
     hcb.run_query(record_query(&landlord_id, &["name"], &token, "before-impostor")).await.must("served before");
     fed.net.wait_for_shipping().await.must("shipped before");

@@ -30,8 +30,7 @@ async fn company_token(fed: &TestFed, code: &str) -> String {
     let mut request = exchange_localnet::data::face_scan_consent(
         code,
         GSC,
-        &[BUSINESS_LICENCE],
-        &["licence_no", "credit_code", "entity_name", "status", "founded"],
+        &[(BUSINESS_LICENCE, &["licence_no", "credit_code", "entity_name", "status", "founded"])],
         OPENING,
         "E2E-forms",
     );
@@ -159,7 +158,7 @@ async fn every_query_form_and_the_licence_lifecycle() {
     let people: Vec<_> = fed.data.persons.iter().take(2).cloned().collect();
     let mut items = Vec::new();
     for p in &people {
-        let (_, token) = fed.consent_token(GSC, &p["id_number"], &[POPULATION], &["name"], OPENING, POPULATION).await;
+        let (_, token) = fed.consent_token(GSC, &p["id_number"], &[(POPULATION, &["name"])], OPENING, POPULATION).await;
         items.push(MatchItem {
             subject: person(&p["id_number"]),
             claims: vec![ClaimedValue { name: "name".into(), value: p["name"].clone() }],
@@ -287,7 +286,8 @@ async fn every_query_form_and_the_licence_lifecycle() {
     let change =
         psb.upsert_record(UpsertRecordRequest { dataset: POPULATION.into(), fields: renamed }).await.must("upsert");
     assert_eq!((change.version, change.changed), (2, true));
-    let (_, token) = fed.consent_token(GSC, &citizen["id_number"], &[POPULATION], &["name"], OPENING, POPULATION).await;
+    let (_, token) =
+        fed.consent_token(GSC, &citizen["id_number"], &[(POPULATION, &["name"])], OPENING, POPULATION).await;
     for (version, name) in [(1, citizen["name"].as_str()), (2, "张改名"), (0, "张改名")] {
         let answer = gsc
             .get_record(GetRecordRequest {

@@ -79,7 +79,7 @@ async fn every_refusal_is_precise_returns_no_data_and_is_logged() {
     let tenant_id =
         fed.data.persons.iter().map(|p| p["id_number"].clone()).find(|id| *id != landlord_id).expect("a tenant");
     let (consent, token) =
-        fed.consent_token(HCB, &landlord_id, &[POPULATION], &LANDLORD_FIELDS, RENTAL, POPULATION).await;
+        fed.consent_token(HCB, &landlord_id, &[(POPULATION, &LANDLORD_FIELDS)], RENTAL, POPULATION).await;
     let hcb = fed.client(HCB).clone();
     let mut logged: Vec<Expect> = Vec::new();
     let mut wrong: Vec<String> = Vec::new();
@@ -141,7 +141,7 @@ async fn every_refusal_is_precise_returns_no_data_and_is_logged() {
         ReasonCode::FieldNotGranted,
         &["birth_date"],
     );
-    let (_, narrow) = fed.consent_token(HCB, &landlord_id, &[POPULATION], &["name"], RENTAL, POPULATION).await;
+    let (_, narrow) = fed.consent_token(HCB, &landlord_id, &[(POPULATION, &["name"])], RENTAL, POPULATION).await;
     case(
         "field-not-consented",
         hcb.run_query(record_query(&landlord_id, &["name", "status"], &narrow, "field-not-consented")).await,
@@ -366,8 +366,7 @@ async fn every_refusal_is_precise_returns_no_data_and_is_logged() {
         .consent_token(
             GSC,
             &fed.data.properties[0]["holder_id"],
-            &[PROPERTY_CERTIFICATE],
-            &["cert_no", "area"],
+            &[(PROPERTY_CERTIFICATE, &["cert_no", "area"])],
             OPENING,
             PROPERTY_CERTIFICATE,
         )

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use exchange_client_sdk::NodeQuery;
-use exchange_localnet::data::{HCB, POPULATION, PROPERTY_CERTIFICATE, RENTAL};
+use exchange_localnet::data::{HCB, POPULATION, PROPERTY_CERTIFICATE, RENTAL, Scope};
 use exchange_proto::v1::*;
 use exchange_tests::*;
 
@@ -18,9 +18,9 @@ async fn a_revoked_consent_is_refused_by_every_node() {
     let (landlord, property) = fed.landlord();
     let landlord_id = landlord["id_number"].clone();
     let cert_no = property["cert_no"].clone();
-    let fields = ["id_number", "name", "status", "cert_no", "holder_id", "address"];
-    let (consent, population_token) =
-        fed.consent_token(HCB, &landlord_id, &[POPULATION, PROPERTY_CERTIFICATE], &fields, RENTAL, POPULATION).await;
+    let scopes: [Scope<'_>; 2] =
+        [(POPULATION, &["id_number", "name", "status"]), (PROPERTY_CERTIFICATE, &["cert_no", "holder_id", "address"])];
+    let (consent, population_token) = fed.consent_token(HCB, &landlord_id, &scopes, RENTAL, POPULATION).await;
     let hcb = fed.client(HCB).clone();
     let property_token = hcb.issue_consent_token(&consent.id, PROPERTY_CERTIFICATE).await.must("token").token;
     let queries = vec![

@@ -26,8 +26,7 @@ async fn rental_filing_and_business_opening_answer_exactly_and_are_logged() {
         .consent_token(
             HCB,
             &landlord["id_number"],
-            &[POPULATION, PROPERTY_CERTIFICATE],
-            &["name", "status", "cert_no", "holder_id", "address", "area"],
+            &[(POPULATION, &["name", "status"]), (PROPERTY_CERTIFICATE, &["cert_no", "holder_id", "address", "area"])],
             RENTAL,
             POPULATION,
         )
@@ -36,7 +35,7 @@ async fn rental_filing_and_business_opening_answer_exactly_and_are_logged() {
     let landlord_property =
         hcb.issue_consent_token(&landlord_consent.id, PROPERTY_CERTIFICATE).await.must("token").token;
     let (_, tenant_population) =
-        fed.consent_token(HCB, &tenant["id_number"], &[POPULATION], &["name", "status"], RENTAL, POPULATION).await;
+        fed.consent_token(HCB, &tenant["id_number"], &[(POPULATION, &["name", "status"])], RENTAL, POPULATION).await;
     let answers = hcb
         .fan_out(vec![
             record_query(&landlord["id_number"], &["name", "status"], &landlord_population, "ZL-E2E-1"),
@@ -87,15 +86,14 @@ async fn rental_filing_and_business_opening_answer_exactly_and_are_logged() {
     let company = fed.data.businesses.iter().find(|b| b["status"] == "active").expect("active company").clone();
     let rep = fed.data.persons.iter().find(|p| p["id_number"] == company["legal_rep_id"]).expect("rep").clone();
     let (_, rep_token) =
-        fed.consent_token(GSC, &rep["id_number"], &[POPULATION], &["name", "birth_date"], OPENING, POPULATION).await;
+        fed.consent_token(GSC, &rep["id_number"], &[(POPULATION, &["name", "birth_date"])], OPENING, POPULATION).await;
     let gsc = fed.client(GSC);
     // The business licence holds personal data (the legal representative): even a verdict
     // needs the company's consent.
     let mut company_consent = exchange_localnet::data::face_scan_consent(
         &company["credit_code"],
         GSC,
-        &[BUSINESS_LICENCE],
-        &["licence_no", "status"],
+        &[(BUSINESS_LICENCE, &["licence_no", "status"])],
         OPENING,
         "KB-E2E-1",
     );

@@ -13,8 +13,9 @@ async fn answers_signed_with_an_unregistered_key_are_refused() {
     let mut fed = TestFed::start(Setup::default()).await;
     let (landlord, property) = fed.landlord();
     let (landlord_id, cert_no) = (landlord["id_number"].clone(), property["cert_no"].clone());
-    let (_, token) =
-        fed.consent_token(HCB, &landlord_id, &[PROPERTY_CERTIFICATE], &["address"], RENTAL, PROPERTY_CERTIFICATE).await;
+    let (_, token) = fed
+        .consent_token(HCB, &landlord_id, &[(PROPERTY_CERTIFICATE, &["address"])], RENTAL, PROPERTY_CERTIFICATE)
+        .await;
     let query = NodeQuery::Licence(GetLicenceRequest {
         context: ctx(RENTAL, "signature"),
         dataset: PROPERTY_CERTIFICATE.into(),

@@ -31,7 +31,7 @@ async fn behind_its_back(fed: &mut TestFed, change: impl FnOnce(&RocksStore)) {
 async fn an_altered_or_removed_entry_is_named_by_audit_verify() {
     let mut fed = TestFed::start(Setup::default()).await;
     let landlord_id = fed.landlord().0["id_number"].clone();
-    let (_, token) = fed.consent_token(HCB, &landlord_id, &[POPULATION], &["name"], RENTAL, POPULATION).await;
+    let (_, token) = fed.consent_token(HCB, &landlord_id, &[(POPULATION, &["name"])], RENTAL, POPULATION).await;
     for i in 0..5 {
         fed.client(HCB)
             .run_query(record_query(&landlord_id, &["name"], &token, &format!("tamper-{i}")))

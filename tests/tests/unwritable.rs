@@ -14,7 +14,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 async fn queries_are_refused_when_the_access_log_cannot_be_written() {
     let fed = TestFed::start(Setup::default()).await;
     let landlord_id = fed.landlord().0["id_number"].clone();
-    let (_, token) = fed.consent_token(HCB, &landlord_id, &[POPULATION], &["name"], RENTAL, POPULATION).await;
+    let (_, token) = fed.consent_token(HCB, &landlord_id, &[(POPULATION, &["name"])], RENTAL, POPULATION).await;
     let hcb = fed.client(HCB).clone();
     hcb.run_query(record_query(&landlord_id, &["name"], &token, "writable")).await.must("served while writable");
 

@@ -4,12 +4,12 @@
 use std::collections::BTreeSet;
 
 use exchange_core::ident::{PurposeCode, SubjectId, SubjectKind};
-use exchange_core::schema::SchemaRef;
+use exchange_core::schema::{Schema, SchemaRef};
 use exchange_core::token::ConsentClaims;
 use exchange_proto::v1::SubjectKind as SubjectKindProto;
 use exchange_proto::v1::{
-    Consent, ConsentChannel, ConsentMethod, ConsentToken, IssueConsentTokenRequest, ReasonCode, RecordConsentRequest,
-    RevokeConsentRequest, Role, Subject,
+    Consent, ConsentChannel, ConsentMethod, ConsentScope, ConsentToken, Dataset, IssueConsentTokenRequest, ReasonCode,
+    RecordConsentRequest, RevokeConsentRequest, Role, Subject,
 };
 
 use super::validators::{dept, subject, text};
@@ -25,31 +25,7 @@ impl Catalog {
         let subject_id = subject("subject", r.subject.as_ref())?;
         let requester = dept("requester", &r.requester)?;
         self.existing_member("requester", requester.as_str())?;
-        if r.datasets.is_empty() {
-            return Err(CatalogError::bad_request("datasets", "at least one dataset is required"));
-        }
-        let mut schemas = Vec::new();
-        for (i, d) in r.datasets.iter().enumerate() {
-            let dataset = self.existing_dataset(&format!("datasets[{i}]"), d)?;
-            let reference = SchemaRef::parse(&dataset.schema)
-                .map_err(|e| CatalogError::Internal(format!("stored schema ref: {e}")))?;
-            schemas.push(
-                self.schema(&reference)?
-                    .ok_or_else(|| CatalogError::Internal(format!("schema {reference} missing")))?,
-            );
-        }
-        if r.fields.is_empty() {
-            return Err(CatalogError::bad_request("fields", "at least one field is required"));
-        }
-        for (i, f) in r.fields.iter().enumerate() {
-            if !schemas.iter().any(|s| s.field(f).is_some()) {
-                return Err(CatalogError::InvalidArgument {
-                    field: format!("fields[{i}]"),
-                    message: format!("field {f} is in none of the consented datasets' schemas"),
-                    reason: ReasonCode::FieldNotInSchema,
-                });
-            }
-        }
+        let scopes = self.consent_scopes(&r)?;
         let purpose = PurposeCode::parse(&r.purpose_code).map_err(|e| CatalogError::InvalidArgument {
             field: "purpose_code".into(),
             message: e.to_string(),
@@ -90,8 +66,8 @@ impl Catalog {
                 id: subject_id.as_str().to_string(),
             }),
             requester: requester.to_string(),
-            datasets: r.datasets.clone(),
-            fields: r.fields.iter().cloned().collect::<BTreeSet<_>>().into_iter().collect(),
+            datasets: scopes.iter().map(|s| s.dataset.clone()).collect(),
+            fields: scopes.iter().flat_map(|s| s.fields.iter().cloned()).collect::<BTreeSet<_>>().into_iter().collect(),
             purpose_code: purpose.to_string(),
             expires_at_unix_ms: r.expires_at_unix_ms,
             evidence: Some(evidence),
@@ -99,6 +75,7 @@ impl Catalog {
             recorded_by: caller.dept.clone(),
             recorded_at_unix_ms: now,
             revoked_at_unix_ms: 0,
+            scopes,
         };
         let mut event = self.admin_event(requester.as_str(), "consent.record", "", "", &id);
         event.subject_digest = self.subject_digest(&subject_id);
@@ -109,6 +86,110 @@ impl Catalog {
             Ok(())
         })?;
         Ok(consent)
+    }
+
+    /// What a consent request covers, dataset by dataset, from its `scopes` or from the
+    /// `datasets` + `fields` shorthand; every dataset exists and every field is its schema's.
+    fn consent_scopes(&self, r: &RecordConsentRequest) -> Result<Vec<ConsentScope>> {
+        let shorthand = !r.datasets.is_empty() || !r.fields.is_empty();
+        if shorthand && !r.scopes.is_empty() {
+            return Err(CatalogError::bad_request(
+                "scopes",
+                "give either scopes or the datasets and fields shorthand, not both",
+            ));
+        }
+        let scopes = if shorthand { self.scopes_of_shorthand(r)? } else { r.scopes.clone() };
+        if scopes.is_empty() {
+            return Err(CatalogError::bad_request("scopes", "at least one dataset and its fields are required"));
+        }
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::with_capacity(scopes.len());
+        for (i, scope) in scopes.into_iter().enumerate() {
+            let (dataset, schema) = self.dataset_schema(&format!("scopes[{i}].dataset"), &scope.dataset)?;
+            if !seen.insert(dataset.id.clone()) {
+                return Err(CatalogError::bad_request(
+                    format!("scopes[{i}].dataset"),
+                    format!("dataset {} is given twice: list all its fields in one scope", dataset.id),
+                ));
+            }
+            if scope.fields.is_empty() {
+                return Err(CatalogError::bad_request(
+                    format!("scopes[{i}].fields"),
+                    format!("name at least one field of dataset {}", dataset.id),
+                ));
+            }
+            for (j, f) in scope.fields.iter().enumerate() {
+                if schema.field(f).is_none() {
+                    return Err(CatalogError::InvalidArgument {
+                        field: format!("scopes[{i}].fields[{j}]"),
+                        message: format!("field {f} is not in the schema of dataset {}", dataset.id),
+                        reason: ReasonCode::FieldNotInSchema,
+                    });
+                }
+            }
+            let fields = scope.fields.into_iter().collect::<BTreeSet<_>>().into_iter().collect();
+            out.push(ConsentScope { dataset: dataset.id, fields });
+        }
+        Ok(out)
+    }
+
+    /// The shorthand read as scopes: each field goes to the one listed dataset whose schema
+    /// has it. A name two listed schemas share (`address`, `status`) is refused: the subject's
+    /// consent must say which dataset's it is.
+    fn scopes_of_shorthand(&self, r: &RecordConsentRequest) -> Result<Vec<ConsentScope>> {
+        if r.datasets.is_empty() {
+            return Err(CatalogError::bad_request("datasets", "at least one dataset is required"));
+        }
+        if r.fields.is_empty() {
+            return Err(CatalogError::bad_request("fields", "at least one field is required"));
+        }
+        let mut scopes = Vec::with_capacity(r.datasets.len());
+        let mut schemas = Vec::with_capacity(r.datasets.len());
+        for (i, d) in r.datasets.iter().enumerate() {
+            let (dataset, schema) = self.dataset_schema(&format!("datasets[{i}]"), d)?;
+            scopes.push(ConsentScope { dataset: dataset.id, fields: Vec::new() });
+            schemas.push(schema);
+        }
+        for (j, f) in r.fields.iter().enumerate() {
+            let holders: Vec<usize> = (0..schemas.len()).filter(|&k| schemas[k].field(f).is_some()).collect();
+            match holders.as_slice() {
+                [] => {
+                    return Err(CatalogError::InvalidArgument {
+                        field: format!("fields[{j}]"),
+                        message: format!("field {f} is in none of the consented datasets' schemas"),
+                        reason: ReasonCode::FieldNotInSchema,
+                    });
+                }
+                [k] => scopes[*k].fields.push(f.clone()),
+                several => {
+                    let names: Vec<&str> = several.iter().map(|&k| scopes[k].dataset.as_str()).collect();
+                    return Err(CatalogError::bad_request(
+                        format!("fields[{j}]"),
+                        format!(
+                            "field {f} is in the schemas of {}: say per dataset which the subject consents to (scopes)",
+                            names.join(" and ")
+                        ),
+                    ));
+                }
+            }
+        }
+        if let Some(empty) = scopes.iter().find(|s| s.fields.is_empty()) {
+            return Err(CatalogError::bad_request(
+                "fields",
+                format!("no listed field is in the schema of dataset {}: name one or drop the dataset", empty.dataset),
+            ));
+        }
+        Ok(scopes)
+    }
+
+    /// A published dataset and the schema version it follows.
+    fn dataset_schema(&self, field: &str, id: &str) -> Result<(Dataset, Schema)> {
+        let dataset = self.existing_dataset(field, id)?;
+        let reference =
+            SchemaRef::parse(&dataset.schema).map_err(|e| CatalogError::Internal(format!("stored schema ref: {e}")))?;
+        let schema =
+            self.schema(&reference)?.ok_or_else(|| CatalogError::Internal(format!("schema {reference} missing")))?;
+        Ok((dataset, schema))
     }
 
     pub(super) fn subject_digest(&self, s: &SubjectId) -> String {
@@ -141,21 +222,21 @@ impl Catalog {
                 format!("consent {} has expired", consent.id),
             ));
         }
-        let dataset = self.existing_dataset("dataset", &r.dataset)?;
+        let (dataset, schema) = self.dataset_schema("dataset", &r.dataset)?;
         if !consent.datasets.contains(&dataset.id) {
             return Err(CatalogError::precondition(
                 ReasonCode::ConsentWrongDataset,
                 format!("consent {} does not cover dataset {}", consent.id, dataset.id),
             ));
         }
-        // A consent may cover several datasets with one list of fields; a token for one
-        // dataset carries only the consented fields of that dataset's schema, so that a field
-        // of the same name in another dataset is never consented by accident.
-        let reference =
-            SchemaRef::parse(&dataset.schema).map_err(|e| CatalogError::Internal(format!("stored schema ref: {e}")))?;
-        let schema =
-            self.schema(&reference)?.ok_or_else(|| CatalogError::Internal(format!("schema {reference} missing")))?;
-        let fields: Vec<String> = consent.fields.iter().filter(|f| schema.field(f).is_some()).cloned().collect();
+        // A token carries the fields consented for its own dataset, and only those of them
+        // its schema still has (a schema may have changed since the consent).
+        let consented: Vec<String> = match consent.scopes.iter().find(|s| s.dataset == dataset.id) {
+            Some(scope) => scope.fields.clone(),
+            // Recorded before scopes existed: one list for all its datasets.
+            None => consent.fields.clone(),
+        };
+        let fields: Vec<String> = consented.into_iter().filter(|f| schema.field(f).is_some()).collect();
         if fields.is_empty() {
             return Err(CatalogError::precondition(
                 ReasonCode::FieldNotConsented,

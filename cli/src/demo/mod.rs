@@ -168,13 +168,12 @@ async fn consent_for(
     portal: &ExchangeClient,
     requester: &str,
     subject: &str,
-    datasets: &[&str],
-    wanted: &[&str],
+    scopes: &[data::Scope<'_>],
     purpose: &str,
     application: &str,
 ) -> anyhow::Result<Consent> {
     portal
-        .record_consent(data::face_scan_consent(subject, requester, datasets, wanted, purpose, application))
+        .record_consent(data::face_scan_consent(subject, requester, scopes, purpose, application))
         .await
         .context("record consent")
 }
@@ -196,8 +195,10 @@ pub async fn rental_filing(clients: &BTreeMap<&'static str, ExchangeClient>, dat
         hcb,
         HCB,
         &landlord,
-        &["gov.sz.psb/population", "gov.sz.pnr/property-certificate"],
-        &["id_number", "name", "status", "cert_no", "holder_id", "holder_name", "address", "area", "use"],
+        &[
+            ("gov.sz.psb/population", &["id_number", "name", "status"]),
+            ("gov.sz.pnr/property-certificate", &["cert_no", "holder_id", "holder_name", "address", "area", "use"]),
+        ],
         RENTAL,
         application,
     )
@@ -206,8 +207,7 @@ pub async fn rental_filing(clients: &BTreeMap<&'static str, ExchangeClient>, dat
         hcb,
         HCB,
         &tenant,
-        &["gov.sz.psb/population"],
-        &["id_number", "name", "status"],
+        &[("gov.sz.psb/population", &["id_number", "name", "status"])],
         RENTAL,
         application,
     )
@@ -325,8 +325,7 @@ pub async fn business_opening(
         gsc,
         GSC,
         &rep_id,
-        &["gov.sz.psb/population"],
-        &["name", "birth_date", "status"],
+        &[("gov.sz.psb/population", &["name", "birth_date", "status"])],
         OPENING,
         application,
     )
@@ -370,8 +369,7 @@ pub async fn business_opening(
     let mut company_consent = data::face_scan_consent(
         &credit,
         GSC,
-        &["gov.sz.amr/business-licence"],
-        &["licence_no", "entity_name", "status"],
+        &[("gov.sz.amr/business-licence", &["licence_no", "entity_name", "status"])],
         OPENING,
         application,
     );

@@ -322,11 +322,14 @@ def organisation(credit_code: str):
     return common_pb2.Subject(kind=common_pb2.SubjectKind.Value("SUBJECT_KIND_ORGANISATION"), id=credit_code)
 
 
-def face_scan_consent(subject, requester: str, datasets, fields, purpose_code: str, application: str, hours=24):
+def face_scan_consent(subject, requester: str, scopes, purpose_code: str, application: str, hours=24):
     """A consent given by face scan in an online service (as the Rust ``face_scan_consent``):
-    ``subject`` is a resident id or a ``Subject``."""
+    ``subject`` is a resident id or a ``Subject``; ``scopes`` says, dataset by dataset, which
+    fields the subject consents to: a mapping or pairs of dataset and fields."""
+    pairs = scopes.items() if isinstance(scopes, dict) else scopes
     return catalog_pb2.RecordConsentRequest(
-        subject=person(subject) if isinstance(subject, str) else subject, requester=requester, datasets=list(datasets), fields=list(fields),
+        subject=person(subject) if isinstance(subject, str) else subject, requester=requester,
+        scopes=[catalog_pb2.ConsentScope(dataset=d, fields=list(f)) for d, f in pairs],
         purpose_code=purpose_code, expires_at_unix_ms=int(time.time() * 1000) + hours * 3600 * 1000,
         evidence=catalog_pb2.ConsentEvidence(
             method=catalog_pb2.ConsentMethod.Value("CONSENT_METHOD_FACE_SCAN"),

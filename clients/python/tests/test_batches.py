@@ -18,7 +18,7 @@ def tokens(client, landlord, tenant):
     out = {}
     for role, who in (("landlord", landlord), ("tenant", tenant)):
         consent = client.record_consent(
-            face_scan_consent(who["id"], HCB, [POPULATION], ["name", "status"], RENTAL, f"PY-BATCH-{role}")
+            face_scan_consent(who["id"], HCB, {POPULATION: ["name", "status"]}, RENTAL, f"PY-BATCH-{role}")
         )
         out[who["id"]] = client.consent_token(consent.id, POPULATION)
     return out

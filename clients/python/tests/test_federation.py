@@ -20,7 +20,7 @@ RENTAL = "SZ-HCB-ZLBA-001"
 @pytest.fixture(scope="module")
 def token(client, landlord):
     consent = client.record_consent(
-        face_scan_consent(landlord["id"], HCB, [POPULATION], ["name", "status"], RENTAL, "PY-RENTAL")
+        face_scan_consent(landlord["id"], HCB, {POPULATION: ["name", "status"]}, RENTAL, "PY-RENTAL")
     )
     assert consent.id and consent.requester == HCB
     return client.consent_token(consent.id, POPULATION)
@@ -132,7 +132,7 @@ def test_a_genuine_answer_to_another_question_is_refused(client, landlord, token
 
 def test_business_opening_verifies_a_licence_with_the_least_data(service_centre, company):
     consent = service_centre.record_consent(face_scan_consent(
-        organisation(company["code"]), GSC, [BUSINESS_LICENCE], ["licence_no", "credit_code", "entity_name", "status"],
+        organisation(company["code"]), GSC, {BUSINESS_LICENCE: ["licence_no", "credit_code", "entity_name", "status"]},
         OPENING, "PY-OPENING",
     ))
     token = service_centre.consent_token(consent.id, BUSINESS_LICENCE)
@@ -152,7 +152,7 @@ def test_the_landlords_certificate_by_number_and_by_holder(client, landlord):
     """GetLicence by the certificate's number and ListLicences by its holder, both verified:
     the rental filing's check that the lessor holds the flat."""
     fields = ["cert_no", "holder_id", "address", "area"]
-    consent = client.record_consent(face_scan_consent(landlord["id"], HCB, [PROPERTY], fields, RENTAL, "PY-PROPERTY"))
+    consent = client.record_consent(face_scan_consent(landlord["id"], HCB, {PROPERTY: fields}, RENTAL, "PY-PROPERTY"))
     token = client.consent_token(consent.id, PROPERTY)
     context = {"purpose_code": RENTAL, "reason": "rental filing", "trace_id": "py-property"}
     cert_no = landlord["cert_no"]

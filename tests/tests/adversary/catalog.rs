@@ -84,12 +84,12 @@ async fn a_member_reads_only_the_entries_it_is_a_party_to() {
     let (landlord, _) = fed.landlord();
     let landlord_id = landlord["id_number"].clone();
     // The housing bureau and the service centre both read the landlord's population record.
-    let (_, hcb_token) = fed.consent_token(HCB, &landlord_id, &[POPULATION], &["name"], RENTAL, POPULATION).await;
+    let (_, hcb_token) = fed.consent_token(HCB, &landlord_id, &[(POPULATION, &["name"])], RENTAL, POPULATION).await;
     fed.client(HCB)
         .run_query(record_query(&landlord_id, &["name"], &hcb_token, "adv-vis-hcb"))
         .await
         .must("the housing bureau's read");
-    let (_, gsc_token) = fed.consent_token(GSC, &landlord_id, &[POPULATION], &["name"], OPENING, POPULATION).await;
+    let (_, gsc_token) = fed.consent_token(GSC, &landlord_id, &[(POPULATION, &["name"])], OPENING, POPULATION).await;
     fed.client(GSC).run_query(opening_query(&landlord_id, &gsc_token, "adv-vis-gsc")).await.must("the centre's read");
     let gsc_read = fed.central_entries("adv-vis-gsc").await;
     assert_eq!(gsc_read.len(), 1, "{gsc_read:?}");
@@ -244,7 +244,7 @@ async fn a_node_appends_only_its_own_entries_and_never_an_identifier_in_clear() 
         assert!(!message.contains(&landlord_id), "the refusal repeats the id: {message}");
     }
     // The same for the catalog's own free text that reaches the log.
-    let (consent, _) = fed.consent_token(HCB, &landlord_id, &[POPULATION], &["name"], RENTAL, POPULATION).await;
+    let (consent, _) = fed.consent_token(HCB, &landlord_id, &[(POPULATION, &["name"])], RENTAL, POPULATION).await;
     let (code, reason, message) =
         refused(fed.client(HCB).revoke_consent(&consent.id, &format!("申请人 {landlord_id} 撤回")).await);
     assert_eq!((code, reason), (Code::InvalidArgument, ReasonCode::IdentifierInClear), "{message}");
@@ -265,7 +265,7 @@ async fn a_node_appends_only_its_own_entries_and_never_an_identifier_in_clear() 
 
     // The node's own shipping goes on from the same sequence: nothing of the refused
     // batches took a place in its sequence.
-    let (_, token) = fed.consent_token(HCB, &landlord_id, &[POPULATION], &["name"], RENTAL, POPULATION).await;
+    let (_, token) = fed.consent_token(HCB, &landlord_id, &[(POPULATION, &["name"])], RENTAL, POPULATION).await;
     fed.client(HCB)
         .run_query(record_query(&landlord_id, &["name"], &token, "adv-after"))
         .await

@@ -270,7 +270,13 @@ async fn consent_by_dataset_least_data_and_existence_after_authorization() {
     // With the holder's consent, a tiny rate limit (2 a minute): unknown numbers cost it like
     // known ones, every batch item counts, and then the known certificate is refused too.
     let (_, gsc_token) = fed
-        .consent_token(GSC, &landlord_id, &[PROPERTY_CERTIFICATE], &["cert_no", "area"], OPENING, PROPERTY_CERTIFICATE)
+        .consent_token(
+            GSC,
+            &landlord_id,
+            &[(PROPERTY_CERTIFICATE, &["cert_no", "area"])],
+            OPENING,
+            PROPERTY_CERTIFICATE,
+        )
         .await;
     assert_eq!(TIGHT_RATE_PER_MINUTE, 2);
     let batch = gsc
@@ -307,8 +313,7 @@ async fn consent_by_dataset_least_data_and_existence_after_authorization() {
         .consent_token(
             HCB,
             &landlord_id,
-            &[PROPERTY_CERTIFICATE],
-            &["cert_no", "area", "use"],
+            &[(PROPERTY_CERTIFICATE, &["cert_no", "area", "use"])],
             RENTAL,
             PROPERTY_CERTIFICATE,
         )
@@ -470,7 +475,7 @@ async fn matching_cannot_be_turned_into_a_search() {
     let citizen = fed.citizen(3).clone();
     let (id, name) = (citizen["id_number"].clone(), citizen["name"].clone());
     let hcb = fed.client(HCB).clone();
-    let (_, token) = fed.consent_token(HCB, &id, &[POPULATION], &["name"], RENTAL, POPULATION).await;
+    let (_, token) = fed.consent_token(HCB, &id, &[(POPULATION, &["name"])], RENTAL, POPULATION).await;
 
     // 30 guesses and the true name in one call: refused before anything is read.
     let guesses: Vec<String> = (0..30).map(|i| format!("猜测{i}")).collect();
@@ -505,7 +510,7 @@ async fn matching_cannot_be_turned_into_a_search() {
     // fourth item refused.
     let other = fed.citizen(4).clone();
     let (_, other_token) =
-        fed.consent_token(HCB, &other["id_number"], &[POPULATION], &["name"], RENTAL, POPULATION).await;
+        fed.consent_token(HCB, &other["id_number"], &[(POPULATION, &["name"])], RENTAL, POPULATION).await;
     let items = ["甲", "乙", "丙", "丁"]
         .iter()
         .map(|s| MatchItem {
@@ -565,8 +570,9 @@ async fn a_signed_verdict_cannot_be_replayed_for_another_licence() {
     let cert_b =
         fed.data.properties.iter().find(|p| p["cert_no"] != cert_a).expect("another certificate")["cert_no"].clone();
     let hcb = fed.client(HCB).clone();
-    let (_, token) =
-        fed.consent_token(HCB, &landlord_id, &[PROPERTY_CERTIFICATE], &["cert_no"], RENTAL, PROPERTY_CERTIFICATE).await;
+    let (_, token) = fed
+        .consent_token(HCB, &landlord_id, &[(PROPERTY_CERTIFICATE, &["cert_no"])], RENTAL, PROPERTY_CERTIFICATE)
+        .await;
     let on_a = verify(&cert_a, &[], &token, RENTAL, "replay-a");
     let verdict = hcb.verify_licence(on_a.clone()).await.must("a verdict on certificate A");
     assert_eq!(verdict.answer().verdict, Verdict::Valid as i32);

@@ -6,7 +6,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use exchange_core::token::{ConsentClaims, MAX_TOKEN_LIFETIME_SECS};
-use exchange_localnet::data::{HCB, POPULATION, PROPERTY_CERTIFICATE, PSB, RENTAL};
+use exchange_localnet::data::{HCB, POPULATION, PROPERTY_CERTIFICATE, PSB, RENTAL, Scope, face_scan_consent};
 use exchange_proto::v1::*;
 use exchange_tests::*;
 use tonic::Code;
@@ -28,7 +28,7 @@ async fn tokens_saying_more_than_the_catalog_issues_are_refused() {
     let fed = TestFed::start(Setup::default()).await;
     let (landlord, _) = fed.landlord();
     let landlord_id = landlord["id_number"].clone();
-    let (consent, token) = fed.consent_token(HCB, &landlord_id, &[POPULATION], &FIELDS, RENTAL, POPULATION).await;
+    let (consent, token) = fed.consent_token(HCB, &landlord_id, &[(POPULATION, &FIELDS)], RENTAL, POPULATION).await;
     let hcb = fed.client(HCB).clone();
 
     // The catalog's own token is served: the refusals below are about what each forgery says.
@@ -110,30 +110,74 @@ fn claims_of(token: &str) -> ConsentClaims {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(body).must("base64url")).must("claims json")
 }
 
-/// One consent over two datasets (the landlord's record and certificate) with one list of
-/// fields: each token carries only the consented fields of its own dataset's schema.
+/// One consent over two datasets (the landlord's record and certificate), dataset by
+/// dataset: each token carries exactly the fields consented for its own dataset, and a name
+/// both schemas hold (`address`) is consented only where the subject said.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consented_fields_are_kept_per_dataset() {
     let fed = TestFed::start(Setup::default()).await;
     let (landlord, _) = fed.landlord();
     let landlord_id = landlord["id_number"].clone();
-    // (Names both schemas hold, such as `address`, would still be consented for both: a
-    // consent has one list of fields today; per-dataset lists need a change of the contract.)
-    let fields = ["name", "status", "area", "use"];
-    let (consent, population) =
-        fed.consent_token(HCB, &landlord_id, &[POPULATION, PROPERTY_CERTIFICATE], &fields, RENTAL, POPULATION).await;
-    assert_eq!(claims_of(&population).fld, ["name", "status"], "the population token holds population fields only");
+    let scopes: [Scope<'_>; 2] = [(POPULATION, &["name", "status"]), (PROPERTY_CERTIFICATE, &["area", "address"])];
+    let (consent, population) = fed.consent_token(HCB, &landlord_id, &scopes, RENTAL, POPULATION).await;
+    assert_eq!(claims_of(&population).fld, ["name", "status"], "the population token holds its own scope only");
     let property = fed.client(HCB).issue_consent_token(&consent.id, PROPERTY_CERTIFICATE).await.must("second token");
-    assert_eq!(claims_of(&property.token).fld, ["area", "use"], "the certificate token holds its own fields");
+    assert_eq!(claims_of(&property.token).fld, ["address", "area"], "the certificate token holds its own scope");
+    assert_eq!(consent.scopes.len(), 2, "the consent keeps its scopes: {consent:?}");
 
-    // A consent none of whose fields belongs to a dataset gives no token for it.
-    let (narrow, _) = fed
-        .consent_token(HCB, &landlord_id, &[POPULATION, PROPERTY_CERTIFICATE], &["area"], RENTAL, PROPERTY_CERTIFICATE)
-        .await;
-    let refused = fed.client(HCB).issue_consent_token(&narrow.id, POPULATION).await;
-    let Err(exchange_client_sdk::Error::Refused { code, reason, message, .. }) = refused else {
-        panic!("a token without a consented field of the dataset was issued: {refused:?}");
-    };
-    assert_eq!((code, reason), (Code::FailedPrecondition, ReasonCode::FieldNotConsented), "{message}");
-    assert!(message.contains("covers no field of dataset gov.sz.psb/population"), "{message}");
+    // A scope's fields are its own dataset's: `area` is no field of the population record.
+    let consents_before = recorded_consents(&fed).await;
+    let hcb = fed.client(HCB);
+    let wrong_field = face_scan_consent(&landlord_id, HCB, &[(POPULATION, &["name", "area"])], RENTAL, "E2E");
+    let (code, reason, field, message) = catalog_refusal(hcb.record_consent(wrong_field).await);
+    assert_eq!((code, reason), (Code::InvalidArgument, ReasonCode::FieldNotInSchema), "{message}");
+    assert_eq!(field, "scopes[0].fields[1]", "{message}");
+    assert!(message.contains("area") && message.contains(POPULATION), "{message}");
+
+    // A dataset twice, or both forms at once, is refused: the consent must say one thing.
+    let twice =
+        face_scan_consent(&landlord_id, HCB, &[(POPULATION, &["name"]), (POPULATION, &["status"])], RENTAL, "E2E");
+    let (code, _, field, message) = catalog_refusal(hcb.record_consent(twice).await);
+    assert_eq!((code, field.as_str()), (Code::InvalidArgument, "scopes[1].dataset"), "{message}");
+    let mut both = face_scan_consent(&landlord_id, HCB, &[(POPULATION, &["name"])], RENTAL, "E2E");
+    both.datasets = vec![POPULATION.into()];
+    both.fields = vec!["name".into()];
+    let (code, _, field, message) = catalog_refusal(hcb.record_consent(both).await);
+    assert_eq!((code, field.as_str()), (Code::InvalidArgument, "scopes"), "{message}");
+
+    // The one-list shorthand cannot say whose `address` the subject meant: refused, naming
+    // both datasets, instead of consenting it for both.
+    let mut shorthand = face_scan_consent(&landlord_id, HCB, &[], RENTAL, "E2E");
+    shorthand.datasets = vec![POPULATION.into(), PROPERTY_CERTIFICATE.into()];
+    shorthand.fields = vec!["name".into(), "address".into(), "area".into()];
+    let (code, reason, field, message) = catalog_refusal(hcb.record_consent(shorthand.clone()).await);
+    assert_eq!((code, reason), (Code::InvalidArgument, ReasonCode::MalformedRequest), "{message}");
+    assert_eq!(field, "fields[1]", "{message}");
+    assert!(message.contains(POPULATION) && message.contains(PROPERTY_CERTIFICATE), "{message}");
+    // A shorthand dataset that gets no field is refused too.
+    shorthand.fields = vec!["name".into()];
+    let (code, _, field, message) = catalog_refusal(hcb.record_consent(shorthand.clone()).await);
+    assert_eq!((code, field.as_str()), (Code::InvalidArgument, "fields"), "{message}");
+    assert!(message.contains(PROPERTY_CERTIFICATE), "{message}");
+    assert_eq!(recorded_consents(&fed).await, consents_before, "a refused consent is not kept");
+
+    // An unambiguous shorthand still works, and is kept as scopes.
+    shorthand.fields = vec!["name".into(), "area".into()];
+    let kept = hcb.record_consent(shorthand).await.must("an unambiguous shorthand");
+    let scopes: Vec<(&str, Vec<&str>)> =
+        kept.scopes.iter().map(|s| (s.dataset.as_str(), s.fields.iter().map(String::as_str).collect())).collect();
+    assert_eq!(scopes, [(POPULATION, vec!["name"]), (PROPERTY_CERTIFICATE, vec!["area"])]);
+}
+
+/// The catalog's refusal of a call: status, reason, field and message.
+fn catalog_refusal<T: std::fmt::Debug>(result: exchange_client_sdk::Result<T>) -> (Code, ReasonCode, String, String) {
+    match result {
+        Err(exchange_client_sdk::Error::Refused { code, reason, field, message, .. }) => (code, reason, field, message),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+/// How many consents the central log says were recorded.
+async fn recorded_consents(fed: &TestFed) -> usize {
+    fed.whole_log().await.iter().filter_map(|e| e.event.as_ref()).filter(|e| e.action == "consent.record").count()
 }
