@@ -57,6 +57,9 @@ struct Inner {
     retry: RetryPolicy,
     node_server_name: Option<String>,
     view: RwLock<Option<Arc<FederationView>>>,
+    config_max_age: Duration,
+    /// Held by the one call that refreshes an aged configuration; the others use the cached one.
+    refreshing: tokio::sync::Mutex<()>,
     nodes: Mutex<HashMap<String, NodeClient<Channel>>>,
     endpoint_overrides: RwLock<HashMap<String, String>>,
 }
@@ -124,6 +127,7 @@ impl ExchangeClient {
             timeout,
             retry,
             node_server_name,
+            config_max_age,
         } = config;
         let endpoint = exchange_pki::pinned_https_endpoint(
             &catalog_endpoint,
@@ -142,6 +146,8 @@ impl ExchangeClient {
                 retry,
                 node_server_name,
                 view: RwLock::new(None),
+                config_max_age,
+                refreshing: tokio::sync::Mutex::new(()),
                 nodes: Mutex::new(HashMap::new()),
                 endpoint_overrides: RwLock::new(HashMap::new()),
             }),
@@ -218,12 +224,27 @@ impl ExchangeClient {
     // ------------------------------------------------------------------------------------
     // Federation configuration
 
-    /// The verified federation configuration, fetched on first use and cached.
+    /// The verified federation configuration, fetched on first use, cached, and fetched again
+    /// once older than [`ClientConfig::config_max_age`]. A suspended provider is refused
+    /// (PERMISSION_DENIED, MEMBER_SUSPENDED) without a call to its node.
     pub async fn federation(&self) -> Result<Arc<FederationView>> {
         let cached = self.inner.view.read().unwrap_or_else(|p| p.into_inner()).clone();
-        match cached {
-            Some(view) => Ok(view),
-            None => self.refresh_config().await,
+        let Some(view) = cached else { return self.refresh_config().await };
+        if view.age() <= self.inner.config_max_age {
+            return Ok(view);
+        }
+        // One caller refreshes; the others go on with the configuration they have.
+        let Ok(_refreshing) = self.inner.refreshing.try_lock() else { return Ok(view) };
+        match self.refresh_config().await {
+            Ok(fresh) => Ok(fresh),
+            // The catalog cannot be reached, or what answers is not the pinned catalog: keep
+            // what was verified (nodes enforce their own freshness and refuse when stale).
+            Err(e) if e.is_retryable() || matches!(e, Error::Tls(_) | Error::Transport(_)) => {
+                tracing::warn!(version = view.version(), age_s = view.age().as_secs(), error = %e,
+                    "federation configuration could not be refreshed; using the last verified one");
+                Ok(view)
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -248,6 +269,19 @@ impl ExchangeClient {
         let info = view.node(dept).ok_or_else(|| {
             Error::Config(format!("{dept} is not a member of the federation (version {})", view.version()))
         })?;
+        if info.suspended {
+            // Its node may still run, but nothing it signs may be taken as the federation's.
+            return Err(Error::Refused {
+                code: tonic::Code::PermissionDenied,
+                reason: ReasonCode::MemberSuspended,
+                message: format!(
+                    "{dept} is suspended in the federation configuration (version {}): its node's answers are not to be trusted",
+                    view.version()
+                ),
+                field: String::new(),
+                retry_after: None,
+            });
+        }
         let key = info.key.ok_or_else(|| {
             Error::Config(format!(
                 "{dept} has no node signing key in the federation configuration: its answers cannot be verified"

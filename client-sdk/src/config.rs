@@ -93,6 +93,10 @@ impl RetryPolicy {
 /// Default deadline of one call.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Default of [`ClientConfig::config_max_age`]: one small catalog call per client every few
+/// seconds, at most.
+pub const DEFAULT_CONFIG_MAX_AGE: Duration = Duration::from_secs(5);
+
 /// Everything needed to connect: identity, catalog address, the catalog's pinned public key.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
@@ -114,6 +118,10 @@ pub struct ClientConfig {
     pub retry: RetryPolicy,
     /// The name node certificates must carry; by default the host of the node's endpoint.
     pub node_server_name: Option<String>,
+    /// How long a verified federation configuration is used before the client fetches it
+    /// again: the bound within which it learns of a suspended provider or a new node key.
+    /// While the catalog cannot be reached, the last verified configuration stays in use.
+    pub config_max_age: Duration,
 }
 
 impl ClientConfig {
@@ -134,6 +142,7 @@ impl ClientConfig {
             timeout: DEFAULT_TIMEOUT,
             retry: RetryPolicy::default(),
             node_server_name: None,
+            config_max_age: DEFAULT_CONFIG_MAX_AGE,
         }
     }
 }

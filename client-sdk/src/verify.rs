@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::Deref;
+use std::time::{Duration, Instant};
 
 use ed25519_dalek::VerifyingKey;
 use exchange_core::digest::{Digest32, key_id, verify_config, verify_digest};
@@ -186,12 +187,18 @@ pub struct NodeInfo {
 pub struct FederationView {
     config: FederationConfig,
     nodes: BTreeMap<String, NodeInfo>,
+    verified_at: Instant,
 }
 
 impl FederationView {
     /// The decoded configuration.
     pub fn config(&self) -> &FederationConfig {
         &self.config
+    }
+
+    /// How long ago its signature was verified (when this client fetched it).
+    pub fn age(&self) -> Duration {
+        self.verified_at.elapsed()
     }
 
     /// Its version.
@@ -254,7 +261,7 @@ pub fn verify_federation_config(signed: &SignedFederationConfig, catalog_key: &V
             },
         );
     }
-    Ok(FederationView { config, nodes })
+    Ok(FederationView { config, nodes, verified_at: Instant::now() })
 }
 
 #[cfg(test)]

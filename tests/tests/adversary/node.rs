@@ -617,3 +617,36 @@ async fn a_signed_verdict_cannot_be_replayed_for_another_licence() {
     assert_eq!(entries[0].answer_digest, verdict.digest().to_vec());
     assert!(fed.central_entries("replay-b").await.is_empty(), "nothing was asked about certificate B");
 }
+
+/// A suspended provider's node may keep running, but the SDK takes nothing it signs: within
+/// the client's configuration age (5 s by default) every query to it is refused locally,
+/// PERMISSION_DENIED / MEMBER_SUSPENDED, without a call to the node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sdk_refuses_a_suspended_providers_node() {
+    let fed = TestFed::start(Setup::default()).await;
+    let landlord_id = fed.landlord().0["id_number"].clone();
+    let (_, token) = fed.consent_token(HCB, &landlord_id, &[(POPULATION, &["name"])], RENTAL, POPULATION).await;
+    let hcb = fed.client(HCB).clone();
+    let query = record_query(&landlord_id, &["name"], &token, "suspended-provider");
+    hcb.run_query(query.clone()).await.must("served before the suspension");
+
+    fed.client(OPS).suspend_member(PSB, "adversary suite").await.must("suspend the provider");
+    // No explicit refresh: the client finds out by itself, within its configuration age.
+    let message = wait_for("the SDK refuses the suspended provider", std::time::Duration::from_secs(30), || {
+        let (hcb, query) = (hcb.clone(), query.clone());
+        async move {
+            match hcb.run_query(query).await {
+                Err(exchange_client_sdk::Error::Refused {
+                    code, reason: ReasonCode::MemberSuspended, message, ..
+                }) => Some((code, message)),
+                _ => None,
+            }
+        }
+    })
+    .await;
+    assert_eq!(message.0, Code::PermissionDenied, "{}", message.1);
+    // The refusal is the SDK's own (the node would have said something else, if anything).
+    assert!(message.1.contains("answers are not to be trusted") && message.1.contains(PSB), "{}", message.1);
+    let again = hcb.run_query(query).await;
+    assert_eq!(again.as_ref().err().and_then(|e| e.reason()), Some(ReasonCode::MemberSuspended), "{again:?}");
+}
