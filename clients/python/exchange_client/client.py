@@ -22,6 +22,10 @@ from .verify import (
 )
 
 
+# How long a verified federation configuration is used before it is fetched again.
+CONFIG_MAX_AGE_SECS = 5.0
+
+
 class ExchangeError(Exception):
     """Base of this package's errors."""
 
@@ -177,6 +181,7 @@ class ExchangeClient:
         target, _ = _target(profile.catalog)
         self.catalog = catalog_pb2_grpc.CatalogStub(self._channel(target, profile.catalog_name))
         self._view: FederationView | None = None
+        self._view_at = 0.0
 
     @classmethod
     def from_profile(cls, path: str | Path) -> "ExchangeClient":
@@ -208,15 +213,23 @@ class ExchangeClient:
     # Catalog
 
     def federation(self, refresh: bool = False) -> FederationView:
-        """The federation configuration, its catalog signature verified with the pinned key."""
-        if self._view is None or refresh:
-            signed = self._call(self.catalog.GetFederationConfig, catalog_pb2.GetFederationConfigRequest())
+        """The federation configuration, its catalog signature verified with the pinned key;
+        fetched again once older than ``CONFIG_MAX_AGE_SECS`` (as the Rust SDK), so that a
+        suspended provider or a new node key is learnt within that bound."""
+        aged = self._view is not None and time.monotonic() - self._view_at > CONFIG_MAX_AGE_SECS
+        if self._view is None or refresh or aged:
+            try:
+                signed = self._call(self.catalog.GetFederationConfig, catalog_pb2.GetFederationConfigRequest())
+            except Refused as e:
+                if aged and not refresh and e.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                    return self._view  # the catalog is down: the nodes enforce freshness
+                raise
             view = verify_federation_config(signed, self.profile.catalog_key)
             if self._view is not None and view.version < self._view.version:
                 raise VerificationError(
                     f"federation configuration version {view.version} is older than {self._view.version} (rollback)"
                 )
-            self._view = view
+            self._view, self._view_at = view, time.monotonic()
         return self._view
 
     def record_consent(self, request):
