@@ -85,7 +85,9 @@ pub async fn start_with_store(config: CatalogConfig, store: Arc<dyn KvStore>) ->
     let listener =
         tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("listen on {}", config.listen))?;
     let addr = listener.local_addr().context("local address")?;
-    let tls = exchange_pki::server_tls_config(&config.tls).map_err(|e| anyhow::anyhow!("tls: {e}"))?;
+    // Our own handshakes, so that SIGHUP can renew the certificate without a restart.
+    let tls = Arc::new(exchange_pki::ServerTls::new(config.tls.clone()).map_err(|e| anyhow::anyhow!("tls: {e}"))?);
+    exchange_daemon::reload_on_hangup(tls.clone());
 
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_serving::<CatalogServer<CatalogGrpc>>().await;
@@ -96,14 +98,12 @@ pub async fn start_with_store(config: CatalogConfig, store: Arc<dyn KvStore>) ->
     let (tx, rx) = oneshot::channel::<()>();
     let (stopping, stopping_rx) = tokio::sync::watch::channel(false);
     let router = Server::builder()
-        .tls_config(tls)
-        .context("tls configuration")?
         .add_service(health)
         .add_service(InterceptedService::new(reflection, exchange_pki::require_client_cert))
         .add_service(CatalogServer::new(CatalogGrpc::new(catalog.clone(), stopping_rx)));
     let task = tokio::spawn(async move {
         router
-            .serve_with_incoming_shutdown(exchange_daemon::accept_connections(listener), async {
+            .serve_with_incoming_shutdown(exchange_daemon::accept_tls(listener, tls), async {
                 let _ = rx.await;
             })
             .await

@@ -5,8 +5,10 @@
 
 mod incoming;
 pub mod probe;
+mod tls;
 
 pub use incoming::accept_connections;
+pub use tls::{accept_tls, reload_on_hangup};
 
 /// Sets up a daemon process; call first in `main`, inside the tokio runtime.
 ///

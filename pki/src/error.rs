@@ -190,6 +190,21 @@ pub enum PkiError {
         /// What its certificate names instead.
         found: String,
     },
+    /// A reloaded certificate names another department than the one in use.
+    #[error(
+        "the certificate in {origin} names {found}, not {expected}: a reload keeps the department; the certificate in use is kept"
+    )]
+    ReloadChangesDept {
+        /// The new certificate's file.
+        origin: String,
+        /// The department of the certificate in use.
+        expected: String,
+        /// The department the new certificate names.
+        found: String,
+    },
+    /// A reload was asked of TLS material that was not read from files.
+    #[error("this TLS material was not read from files and cannot be reloaded")]
+    NotReloadable,
     /// A server name or endpoint address for a client connection is unusable.
     #[error("invalid server address {value:?}: {reason}")]
     InvalidServerAddress {
@@ -244,6 +259,8 @@ impl PkiError {
             | PkiError::CertDeptId { .. }
             | PkiError::WrongKeyUsage { .. }
             | PkiError::InvalidServerAddress { .. }
+            | PkiError::ReloadChangesDept { .. }
+            | PkiError::NotReloadable
             | PkiError::ServerDept { .. }
             | PkiError::InvalidSpec(_)
             | PkiError::InvalidDeptId(_)

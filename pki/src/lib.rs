@@ -27,6 +27,7 @@ mod issue;
 pub mod keyfile;
 mod pem;
 mod pinned;
+mod reload;
 mod tls;
 
 pub use error::{DeptIdError, PkiError};
@@ -36,6 +37,7 @@ pub use identity::{
 };
 pub use issue::{CA_VALID_DAYS, CertKind, CertSpec, DEFAULT_VALID_DAYS, FederationCa, IssuedCert, PemPaths};
 pub use pinned::{DeptServerVerifier, pinned_https_endpoint};
+pub use reload::ServerTls;
 pub use time::OffsetDateTime;
 pub use tls::{
     CA_STEM, HANDSHAKE_TIMEOUT, LoadedIdentity, TlsFiles, client_tls_config, https_endpoint, install_crypto_provider,

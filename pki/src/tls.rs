@@ -9,7 +9,7 @@ use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity, ServerT
 use x509_parser::certificate::X509Certificate;
 
 use crate::error::PkiError;
-use crate::identity::{PeerIdentity, dept_id_of, fingerprint};
+use crate::identity::{PeerIdentity, dept_id_of, dept_uri, fingerprint};
 use crate::pem;
 
 /// How long a server waits for a TLS handshake before dropping the connection (tonic waits
@@ -106,12 +106,14 @@ impl TlsFiles {
         let ca = read("CA certificate", &self.ca_cert)?;
         let cert = read("certificate", &self.cert)?;
         let key = read("private key", &self.key)?;
-        LoadedIdentity::check(
+        let mut loaded = LoadedIdentity::check(
             Input { origin: self.ca_cert.display().to_string(), pem: ca },
             Input { origin: self.cert.display().to_string(), pem: cert },
             Input { origin: self.key.display().to_string(), pem: key },
             time::OffsetDateTime::now_utc().unix_timestamp(),
-        )
+        )?;
+        loaded.source = Some(self.clone());
+        Ok(loaded)
     }
 }
 
@@ -132,6 +134,8 @@ pub struct LoadedIdentity {
     own: PeerIdentity,
     server_auth: bool,
     client_auth: bool,
+    /// The files it was read from, for a reload.
+    source: Option<TlsFiles>,
 }
 
 impl fmt::Debug for LoadedIdentity {
@@ -222,7 +226,42 @@ impl LoadedIdentity {
             own,
             server_auth,
             client_auth,
+            source: None,
         })
+    }
+
+    /// The files this material was read from, if it was.
+    pub fn source(&self) -> Option<&TlsFiles> {
+        self.source.as_ref()
+    }
+
+    /// The same files read and checked again (a renewed certificate, a new key, a CA bundle
+    /// during a CA rotation), with the same checks as at start, and besides: the certificate
+    /// names the same department and may be used as this one is.
+    pub fn reloaded(&self) -> Result<LoadedIdentity, PkiError> {
+        let files = self.source.as_ref().ok_or(PkiError::NotReloadable)?;
+        let fresh = files.load()?;
+        if fresh.dept_id() != self.dept_id() {
+            return Err(PkiError::ReloadChangesDept {
+                expected: dept_uri(self.dept_id()),
+                found: dept_uri(fresh.dept_id()),
+                origin: fresh.cert_origin,
+            });
+        }
+        if self.server_auth && !fresh.server_auth {
+            return Err(PkiError::WrongKeyUsage { origin: fresh.cert_origin, role: "server", eku: "serverAuth" });
+        }
+        if self.client_auth && !fresh.client_auth {
+            return Err(PkiError::WrongKeyUsage { origin: fresh.cert_origin, role: "client", eku: "clientAuth" });
+        }
+        Ok(fresh)
+    }
+
+    /// The certificate chain and private key, DER, for a rustls configuration.
+    pub(crate) fn rustls_parts(
+        &self,
+    ) -> Result<(Vec<CertificateDer<'static>>, rustls::pki_types::PrivateKeyDer<'static>), PkiError> {
+        Ok((pem::certificates(&self.cert_origin, &self.cert_pem)?, pem::private_key(&self.cert_origin, &self.key_pem)?))
     }
 
     /// The department this certificate names.
