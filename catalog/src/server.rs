@@ -87,7 +87,7 @@ pub async fn start_with_store(config: CatalogConfig, store: Arc<dyn KvStore>) ->
     let addr = listener.local_addr().context("local address")?;
     // Our own handshakes, so that SIGHUP can renew the certificate without a restart.
     let tls = Arc::new(exchange_pki::ServerTls::new(config.tls.clone()).map_err(|e| anyhow::anyhow!("tls: {e}"))?);
-    exchange_daemon::reload_on_hangup(tls.clone());
+    exchange_daemon::reload_on_hangup(vec![("served", tls.clone())]);
 
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_serving::<CatalogServer<CatalogGrpc>>().await;

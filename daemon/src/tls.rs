@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use exchange_pki::{HANDSHAKE_TIMEOUT, ServerTls};
+use exchange_pki::{HANDSHAKE_TIMEOUT, Reload, ServerTls};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
@@ -60,10 +60,10 @@ pub fn accept_tls(
     ReceiverStream::new(handshaken)
 }
 
-/// Reloads `tls` from its files on every `SIGHUP`, for the life of the process: the next
-/// handshakes present the new certificate; on any error the one in use stays and the log says
-/// what is wrong with the new files.
-pub fn reload_on_hangup(tls: Arc<ServerTls>) {
+/// Reloads each of `material` from its files on every `SIGHUP`, for the life of the process:
+/// the next handshakes use the new certificate; on any error the one in use stays and the log
+/// says what is wrong with the new files. Each item is named by the side it serves.
+pub fn reload_on_hangup(material: Vec<(&'static str, Arc<dyn Reload>)>) {
     #[cfg(unix)]
     tokio::spawn(async move {
         let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
@@ -74,14 +74,17 @@ pub fn reload_on_hangup(tls: Arc<ServerTls>) {
             }
         };
         while hangups.recv().await.is_some() {
-            match tls.reload() {
-                Ok(identity) => tracing::info!(
-                    dept = %identity.dept_id,
-                    fingerprint = %identity.fingerprint_hex(),
-                    not_after_unix = identity.not_after_unix,
-                    "TLS certificate reloaded: new connections use it"
-                ),
-                Err(e) => tracing::error!(error = %e, "TLS reload refused; the certificate in use stays"),
+            for (side, tls) in &material {
+                match tls.reload() {
+                    Ok(identity) => tracing::info!(
+                        side,
+                        dept = %identity.dept_id,
+                        fingerprint = %identity.fingerprint_hex(),
+                        not_after_unix = identity.not_after_unix,
+                        "TLS certificate reloaded: new connections use it"
+                    ),
+                    Err(e) => tracing::error!(side, error = %e, "TLS reload refused; the certificate in use stays"),
+                }
             }
         }
     });

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use exchange_pki::PinnedClientTls;
 use exchange_proto::v1::node_server::NodeServer;
 use exchange_store::{Durability, KvStore, RocksStore};
 use tokio::sync::oneshot;
@@ -62,19 +63,15 @@ impl RunningNode {
 /// dead connection). The watch stream, the shipper and the digest-key fetch share it, and its
 /// server must be the catalog: a certificate of the federation CA with the catalog's name
 /// *and* its department id (a member's certificate with the catalog's DNS name is refused).
-pub fn catalog_channel(config: &NodeConfig) -> anyhow::Result<Channel> {
-    let endpoint = exchange_pki::pinned_https_endpoint(
-        &config.catalog_endpoint,
-        &config.tls,
-        &config.catalog_server_name,
-        config.catalog_id.as_str(),
-    )
-    .map_err(|e| anyhow::anyhow!("setting catalog_endpoint: {e}"))?
-    .connect_timeout(Duration::from_secs(5))
-    .http2_keep_alive_interval(Duration::from_secs(10))
-    .keep_alive_timeout(Duration::from_secs(5))
-    .keep_alive_while_idle(true);
-    Ok(endpoint.connect_lazy())
+pub fn catalog_channel(config: &NodeConfig, tls: &Arc<PinnedClientTls>) -> anyhow::Result<Channel> {
+    tls.lazy_channel(&config.catalog_endpoint, &config.catalog_server_name, |endpoint| {
+        endpoint
+            .connect_timeout(Duration::from_secs(5))
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_timeout(Duration::from_secs(5))
+            .keep_alive_while_idle(true)
+    })
+    .map_err(|e| anyhow::anyhow!("setting catalog_endpoint: {e}"))
 }
 
 /// Opens the RocksDB store in the data directory and starts the node.
@@ -130,7 +127,12 @@ pub async fn start_with_store(config: NodeConfig, store: Arc<dyn KvStore>) -> an
         writer,
     ));
 
-    let channel = catalog_channel(&config)?;
+    // The node's certificate towards the catalog, renewed by SIGHUP like the one it serves.
+    let client_tls = Arc::new(
+        PinnedClientTls::new(config.tls.clone(), config.catalog_id.as_str())
+            .map_err(|e| anyhow::anyhow!("tls: {e}"))?,
+    );
+    let channel = catalog_channel(&config, &client_tls)?;
     let publisher = {
         let node = node.clone();
         Arc::new(move || node.datasets.values().cloned().collect::<Vec<_>>())
@@ -146,7 +148,7 @@ pub async fn start_with_store(config: NodeConfig, store: Arc<dyn KvStore>) -> an
     let addr = listener.local_addr().context("local address")?;
     // Our own handshakes, so that SIGHUP can renew the certificate without a restart.
     let tls = Arc::new(exchange_pki::ServerTls::new(config.tls.clone()).map_err(|e| anyhow::anyhow!("tls: {e}"))?);
-    exchange_daemon::reload_on_hangup(tls.clone());
+    exchange_daemon::reload_on_hangup(vec![("served", tls.clone()), ("towards the catalog", client_tls)]);
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_serving::<NodeServer<NodeGrpc>>().await;
     let health_task =

@@ -37,7 +37,7 @@ pub use identity::{
 };
 pub use issue::{CA_VALID_DAYS, CertKind, CertSpec, DEFAULT_VALID_DAYS, FederationCa, IssuedCert, PemPaths};
 pub use pinned::{DeptServerVerifier, pinned_https_endpoint};
-pub use reload::ServerTls;
+pub use reload::{PinnedClientTls, Reload, ServerTls};
 pub use time::OffsetDateTime;
 pub use tls::{
     CA_STEM, HANDSHAKE_TIMEOUT, LoadedIdentity, TlsFiles, client_tls_config, https_endpoint, install_crypto_provider,

@@ -5,8 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use exchange_localnet::data::{HCB, POPULATION, PSB, RENTAL};
+use exchange_localnet::data::{HCB, OPS, POPULATION, PSB, RENTAL};
 use exchange_pki::{CertKind, CertSpec, FederationCa};
+use exchange_proto::v1::UpdateMemberRequest;
 use exchange_tests::*;
 use rustls::pki_types::ServerName;
 
@@ -57,6 +58,15 @@ async fn a_renewed_certificate_is_served_after_sighup_without_a_restart() {
 
     let renewed = new_certificate(&fed, PSB, PSB);
     assert_eq!(presented(&fed, PSB).await, before, "nothing changes before the signal");
+    // As the runbook does it: the catalog accepts both certificates while the node moves over.
+    let ops = fed.client(OPS);
+    let fingerprints = |list: &[[u8; 32]]| UpdateMemberRequest {
+        dept_id: PSB.into(),
+        cert_fingerprints: list.iter().map(|f| f.to_vec()).collect(),
+        replace_cert_fingerprints: true,
+        ..Default::default()
+    };
+    ops.update_member(fingerprints(&[before, renewed])).await.must("accept both certificates");
     hangup(pid);
     wait_for("the node presents the renewed certificate", Duration::from_secs(20), || async {
         (presented(&fed, PSB).await == renewed).then_some(())
@@ -64,6 +74,12 @@ async fn a_renewed_certificate_is_served_after_sighup_without_a_restart() {
     .await;
     assert!(log_of(&fed, PSB).contains("TLS certificate reloaded"), "the reload is logged");
     assert_eq!(fed.net.pid(PSB), Some(pid), "the same process");
+
+    // The node's own connections to the catalog move to the renewed certificate too: with the
+    // old one struck from the member's list, the node stays fresh and ships its entries.
+    tokio::time::sleep(Duration::from_secs(12)).await; // one keep-alive round: old connections end
+    ops.update_member(fingerprints(&[renewed])).await.must("keep only the renewed certificate");
+    fed.net.wait_for_configuration().await.must("the nodes take the new list");
 
     // Queries go on, signed and verified, over a new connection too.
     let landlord_id = fed.landlord().0["id_number"].clone();
@@ -77,6 +93,8 @@ async fn a_renewed_certificate_is_served_after_sighup_without_a_restart() {
         .run_query(record_query(&landlord_id, &["name"], &token, "old-connection"))
         .await
         .must("served on the connection opened before");
+    fed.net.wait_for_shipping().await.must("the node ships under its renewed certificate");
+    assert_eq!(fed.central_entries("after-reload").await.len(), 1, "the entry reached the central log");
 
     // Files naming another department: refused, the renewed certificate stays.
     let refusals = log_of(&fed, PSB).matches("TLS reload refused").count();
