@@ -229,7 +229,8 @@ impl CatalogApi for CatalogGrpc {
         &self,
         req: Request<GetConsistencyProofRequest>,
     ) -> Result<Response<ConsistencyProof>, Status> {
-        self.call("get_consistency_proof", req, |c, _, r| c.consistency_proof(r.old_size, r.new_size)).await
+        self.call("get_consistency_proof", req, |c, _, r| c.consistency_proof(r.old_size, r.new_size, &r.old_root))
+            .await
     }
 
     async fn get_log_entries(
