@@ -256,4 +256,8 @@ impl CatalogApi for CatalogGrpc {
     ) -> Result<Response<QueryAccessLogResponse>, Status> {
         self.call("subject_access_view", req, |c, who, r| c.subject_access_view(who, &r)).await
     }
+
+    async fn backup(&self, req: Request<BackupRequest>) -> Result<Response<BackupResponse>, Status> {
+        self.call("backup", req, |c, who, r| c.backup(who, &r.dir)).await
+    }
 }
