@@ -189,6 +189,15 @@ pub fn restore(
     if manifest.kind != kind || manifest.id != id {
         bail!("{} is a backup of the {} {}, not of this {kind} {id}", from.display(), manifest.kind, manifest.id);
     }
+    // A data_dir that is a symbolic link (systemd's DynamicUser state directories are) is
+    // restored where it points, so that the link keeps naming the restored copy.
+    let resolved;
+    let data_dir = if target_exists {
+        resolved = data_dir.canonicalize().with_context(|| format!("resolve {}", data_dir.display()))?;
+        resolved.as_path()
+    } else {
+        data_dir
+    };
     let temp = sibling(data_dir, &format!(".restore-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&temp);
     let restored = (|| -> anyhow::Result<()> {
@@ -386,6 +395,15 @@ mod tests {
         assert_eq!(std::fs::read(target.join("sub/b")).unwrap_or_default(), b"beta");
         // And never over a directory that holds something.
         assert!(restore_err(&backup, &target, "gov.sz.psb").contains("is not empty"));
+        // A data_dir that is a link to an empty directory (systemd's DynamicUser state
+        // directories) is restored where it points, and stays a link.
+        let private = tmp.path().join("private");
+        std::fs::create_dir(&private).unwrap_or_else(|e| panic!("{e}"));
+        let link = tmp.path().join("linked");
+        std::os::unix::fs::symlink(&private, &link).unwrap_or_else(|e| panic!("{e}"));
+        restore(&backup, &link, "node", "gov.sz.psb", |_, _| Ok(())).unwrap_or_else(|e| panic!("{e:#}"));
+        assert!(link.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()));
+        assert_eq!(std::fs::read(private.join("a")).unwrap_or_default(), b"alpha");
     }
 
     #[test]
