@@ -223,6 +223,13 @@ async fn backups_restore_verified_and_the_federation_heals() {
     let (code, out, err) = node_restore(&node_copy);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains(&format!("up to sequence {node_backup_sequence}")), "{out}");
+    // While the catalog cannot be asked, the restored node refuses to start (and writes
+    // nothing); once it can, the node starts.
+    fed.net.kill(CATALOG).await.must("stop the catalog");
+    let refused = fed.net.restart(PSB).await.expect_err("a restored node without the catalog");
+    let log = std::fs::read_to_string(fed.net.log_path(PSB)).must("the node's log");
+    assert!(log.contains("must learn from the catalog which of its entries"), "{refused:#}");
+    fed.net.restart(CATALOG).await.must("start the catalog again");
     fed.net.restart(PSB).await.must("start the restored node");
     hcb.run_query(record_query(&landlord, &["name"], &token, "after-node-restore")).await.must("served");
     let entries = fed.central_entries("after-node-restore").await;
