@@ -433,3 +433,51 @@ fn index_keys(e: &AccessEvent, n: u64) -> Vec<Vec<u8>> {
     .map(|(tag, v)| KeyBuilder::new().str(tag).str(v).u64(n).build())
     .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use exchange_proto::v1::EventKind;
+    use exchange_store::MemoryStore;
+
+    use super::*;
+    use crate::db::TABLES;
+
+    fn event(recorder: &str, sequence: u64) -> AccessEvent {
+        AccessEvent {
+            recorder: recorder.into(),
+            sequence,
+            kind: EventKind::Query as i32,
+            trace_id: format!("t-{sequence}"),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_sequence_index_is_rebuilt_for_a_log_written_without_it() {
+        let db = Db::new(Arc::new(MemoryStore::new(TABLES)));
+        let log = AccessLog::open(&db, "o").unwrap_or_else(|e| panic!("{e}"));
+        let events: Vec<AccessEvent> = (1..=3).map(|s| event("gov.sz.psb", s)).collect();
+        let mut batch = WriteBatch::new();
+        let mut staged = Staged::default();
+        log.stage(&db, &events, &mut batch, &mut staged).unwrap_or_else(|e| panic!("{e}"));
+        db.commit(batch).unwrap_or_else(|e| panic!("{e}"));
+        log.committed(&staged);
+        let held = |log: &AccessLog| log.held_leaves(&db, "gov.sz.psb", &[1, 3, 4]).unwrap_or_else(|e| panic!("{e}"));
+        let expected = vec![Some((0, events[0].encode_to_vec())), Some((2, events[2].encode_to_vec())), None];
+        assert_eq!(held(&log), expected);
+
+        // As a log of an earlier version: no index, no marker.
+        let mut batch = WriteBatch::new();
+        for s in 1..=3 {
+            batch.delete(LOG_INDEX, sequence_key("gov.sz.psb", s));
+        }
+        batch.delete(crate::db::META, META_LOG_SEQ_INDEXED.to_vec());
+        db.commit(batch).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(held(&log), vec![None, None, None]);
+        let reopened = AccessLog::open(&db, "o").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(held(&reopened), expected, "opening the log rebuilt the index");
+        assert_eq!(db.meta_u64(META_LOG_SEQ_INDEXED).unwrap_or_else(|e| panic!("{e}")), 3);
+    }
+}
