@@ -208,7 +208,7 @@ pub fn central_log(dir: &Path, sizes: &[u64]) -> anyhow::Result<CentralLog> {
             let old = rng.random_range(1..head_size.max(2));
             let old_root = roots.root(&db, old).map_err(err)?;
             let t0 = Instant::now();
-            let proof = catalog.consistency_proof(old, head_size).map_err(err)?;
+            let proof = catalog.consistency_proof(old, head_size, &[]).map_err(err)?;
             let t1 = Instant::now();
             verify_consistency(old, head_size, &hashes(&proof.path)?, old_root, root)
                 .map_err(|e| anyhow::anyhow!("consistency proof {old} → {head_size}: {e}"))?;

@@ -49,6 +49,8 @@ pub const META_CONFIG_PENDING: &[u8] = b"config/pending";
 pub const META_NEXT_GRANT: &[u8] = b"grant/next";
 /// Meta key: the log's tree size.
 pub const META_LOG_SIZE: &[u8] = b"log/size";
+/// Meta key: how many entries, from the first, the (recorder, sequence) index covers.
+pub const META_LOG_SEQ_INDEXED: &[u8] = b"log/seq_indexed";
 
 /// Typed access to the catalog's tables (blocking: call from `spawn_blocking`).
 #[derive(Clone)]

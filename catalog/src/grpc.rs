@@ -229,7 +229,8 @@ impl CatalogApi for CatalogGrpc {
         &self,
         req: Request<GetConsistencyProofRequest>,
     ) -> Result<Response<ConsistencyProof>, Status> {
-        self.call("get_consistency_proof", req, |c, _, r| c.consistency_proof(r.old_size, r.new_size)).await
+        self.call("get_consistency_proof", req, |c, _, r| c.consistency_proof(r.old_size, r.new_size, &r.old_root))
+            .await
     }
 
     async fn get_log_entries(
@@ -254,5 +255,9 @@ impl CatalogApi for CatalogGrpc {
         req: Request<SubjectAccessViewRequest>,
     ) -> Result<Response<QueryAccessLogResponse>, Status> {
         self.call("subject_access_view", req, |c, who, r| c.subject_access_view(who, &r)).await
+    }
+
+    async fn backup(&self, req: Request<BackupRequest>) -> Result<Response<BackupResponse>, Status> {
+        self.call("backup", req, |c, who, r| c.backup(who, &r.dir)).await
     }
 }

@@ -9,6 +9,7 @@
 //! [`append`] (what a node may append) and [`screen`] (no subject id in clear in its text).
 
 pub mod append;
+pub mod backup;
 pub mod config;
 pub mod db;
 pub mod error;

@@ -17,7 +17,9 @@ use exchange_store::keys::{KeyBuilder, KeyReader, decode_u64, encode_u64};
 use exchange_store::{ScanRange, WriteBatch};
 use prost::Message;
 
-use crate::db::{Db, LOG_CURSORS, LOG_HASHES, LOG_INDEX, LOG_LEAVES, META_LOG_SIZE, put_meta_u64};
+use crate::db::{
+    Db, LOG_CURSORS, LOG_HASHES, LOG_INDEX, LOG_LEAVES, META_LOG_SEQ_INDEXED, META_LOG_SIZE, put_meta_u64,
+};
 use crate::error::{CatalogError, Result};
 
 /// Most events accepted in one append.
@@ -72,6 +74,9 @@ pub struct AccessLog {
     size: std::sync::atomic::AtomicU64,
 }
 
+/// An entry the log holds: its index and its leaf (the encoded event).
+pub type HeldLeaf = (u64, Vec<u8>);
+
 /// Entries staged into a batch, committed with [`AccessLog::committed`].
 #[derive(Debug, Default)]
 pub struct Staged {
@@ -85,7 +90,28 @@ impl AccessLog {
     /// Opens the log whose committed size is stored in the meta table.
     pub fn open(db: &Db, origin: impl Into<String>) -> Result<Self> {
         let size = db.meta_u64(META_LOG_SIZE)?;
+        index_sequences(db, size)?;
         Ok(Self { origin: origin.into(), size: std::sync::atomic::AtomicU64::new(size) })
+    }
+
+    /// The leaves the log holds under `recorder`'s sequence numbers `sequences`, in their
+    /// order (`None` for a number it does not hold): what a duplicate is compared with.
+    pub fn held_leaves(&self, db: &Db, recorder: &str, sequences: &[u64]) -> Result<Vec<Option<HeldLeaf>>> {
+        let keys: Vec<Vec<u8>> = sequences.iter().map(|s| sequence_key(recorder, *s)).collect();
+        let indexes = db.store().multi_get(LOG_INDEX, &keys)?;
+        let mut out = Vec::with_capacity(indexes.len());
+        for index in indexes {
+            let Some(index) = index else {
+                out.push(None);
+                continue;
+            };
+            let n = decode_u64(&index).map_err(|e| CatalogError::Internal(format!("sequence index: {e}")))?;
+            let leaf = db.store().get(LOG_LEAVES, &encode_u64(n))?.ok_or_else(|| {
+                CatalogError::Internal(format!("the sequence index names entry {n}, which is absent"))
+            })?;
+            out.push(Some((n, leaf)));
+        }
+        Ok(out)
     }
 
     /// The checkpoint origin line.
@@ -134,6 +160,7 @@ impl AccessLog {
             for key in index_keys(event, n) {
                 batch.put(LOG_INDEX, key, Vec::new());
             }
+            batch.put(LOG_INDEX, sequence_key(&event.recorder, event.sequence), encode_u64(n).to_vec());
             match staged.cursors.iter_mut().find(|(r, _)| *r == event.recorder) {
                 Some(c) => c.1 = event.sequence + 1,
                 None => staged.cursors.push((event.recorder.clone(), event.sequence + 1)),
@@ -147,6 +174,7 @@ impl AccessLog {
         }
         staged.new_size = committed + events.len() as u64;
         put_meta_u64(batch, META_LOG_SIZE, staged.new_size);
+        put_meta_u64(batch, META_LOG_SEQ_INDEXED, staged.new_size);
         Ok(())
     }
 
@@ -361,6 +389,36 @@ fn matches(e: &AccessEvent, q: &QueryAccessLogRequest) -> bool {
         && (q.outcome == Outcome::Unspecified as i32 || e.outcome == q.outcome)
 }
 
+/// The key of the index from (recorder, sequence) to the entry's index (value: the index).
+/// Its tag "q" is no audit filter's, so audit queries never scan it.
+fn sequence_key(recorder: &str, sequence: u64) -> Vec<u8> {
+    KeyBuilder::new().str("q").str(recorder).u64(sequence).build()
+}
+
+/// Builds the (recorder, sequence) index of the entries written before it existed (a log of
+/// an earlier version, or restored from its backup), from where the last run stopped.
+fn index_sequences(db: &Db, size: u64) -> Result<()> {
+    let mut done = db.meta_u64(META_LOG_SEQ_INDEXED)?;
+    while done < size {
+        let end = size.min(done + 1000);
+        let rows = db.store().scan(
+            LOG_LEAVES,
+            ScanRange::all().start(encode_u64(done)).end(encode_u64(end)),
+            (end - done) as usize,
+        )?;
+        let mut batch = WriteBatch::new();
+        for (k, leaf) in rows {
+            let n = decode_u64(&k).map_err(|e| CatalogError::Internal(format!("leaf key: {e}")))?;
+            let event = AccessEvent::decode(leaf.as_slice())?;
+            batch.put(LOG_INDEX, sequence_key(&event.recorder, event.sequence), encode_u64(n).to_vec());
+        }
+        put_meta_u64(&mut batch, META_LOG_SEQ_INDEXED, end);
+        db.commit(batch)?;
+        done = end;
+    }
+    Ok(())
+}
+
 fn index_keys(e: &AccessEvent, n: u64) -> Vec<Vec<u8>> {
     [
         ("s", &e.subject_digest),
@@ -374,4 +432,52 @@ fn index_keys(e: &AccessEvent, n: u64) -> Vec<Vec<u8>> {
     .filter(|(_, v)| !v.is_empty())
     .map(|(tag, v)| KeyBuilder::new().str(tag).str(v).u64(n).build())
     .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use exchange_proto::v1::EventKind;
+    use exchange_store::MemoryStore;
+
+    use super::*;
+    use crate::db::TABLES;
+
+    fn event(recorder: &str, sequence: u64) -> AccessEvent {
+        AccessEvent {
+            recorder: recorder.into(),
+            sequence,
+            kind: EventKind::Query as i32,
+            trace_id: format!("t-{sequence}"),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_sequence_index_is_rebuilt_for_a_log_written_without_it() {
+        let db = Db::new(Arc::new(MemoryStore::new(TABLES)));
+        let log = AccessLog::open(&db, "o").unwrap_or_else(|e| panic!("{e}"));
+        let events: Vec<AccessEvent> = (1..=3).map(|s| event("gov.sz.psb", s)).collect();
+        let mut batch = WriteBatch::new();
+        let mut staged = Staged::default();
+        log.stage(&db, &events, &mut batch, &mut staged).unwrap_or_else(|e| panic!("{e}"));
+        db.commit(batch).unwrap_or_else(|e| panic!("{e}"));
+        log.committed(&staged);
+        let held = |log: &AccessLog| log.held_leaves(&db, "gov.sz.psb", &[1, 3, 4]).unwrap_or_else(|e| panic!("{e}"));
+        let expected = vec![Some((0, events[0].encode_to_vec())), Some((2, events[2].encode_to_vec())), None];
+        assert_eq!(held(&log), expected);
+
+        // As a log of an earlier version: no index, no marker.
+        let mut batch = WriteBatch::new();
+        for s in 1..=3 {
+            batch.delete(LOG_INDEX, sequence_key("gov.sz.psb", s));
+        }
+        batch.delete(crate::db::META, META_LOG_SEQ_INDEXED.to_vec());
+        db.commit(batch).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(held(&log), vec![None, None, None]);
+        let reopened = AccessLog::open(&db, "o").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(held(&reopened), expected, "opening the log rebuilt the index");
+        assert_eq!(db.meta_u64(META_LOG_SEQ_INDEXED).unwrap_or_else(|e| panic!("{e}")), 3);
+    }
 }

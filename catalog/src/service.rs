@@ -168,6 +168,16 @@ impl Catalog {
         &self.settings
     }
 
+    /// The store's typed tables (for the backup).
+    pub(crate) fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// The signer of the log's checkpoints.
+    pub(crate) fn note_signer(&self) -> &NoteSigner {
+        &self.note_signer
+    }
+
     /// The catalog's public signing key.
     pub fn public_key(&self) -> VerifyingKey {
         self.signing_key.verifying_key()

@@ -472,6 +472,35 @@ async fn the_catalog_end_to_end() {
     assert_eq!((r.appended, r.duplicates, r.next_sequence), (5, 0, 6));
     let r = psb.append_access_log(events(3, 5)).await.expect("retried batch").into_inner();
     assert_eq!((r.appended, r.duplicates, r.next_sequence), (2, 3, 8));
+    // A different entry under a number already held is a rewritten history: refused, the
+    // new entries of its batch too, and the refusal logged once however often it is retried.
+    let mut rewritten = events(4, 5);
+    rewritten.events[1].trace_id = "trace-rewritten".into();
+    for _ in 0..3 {
+        let err = psb.append_access_log(rewritten.clone()).await.expect_err("rewritten entry");
+        assert_refused(
+            &err,
+            Code::FailedPrecondition,
+            ReasonCode::EntryConflict,
+            "another entry under gov.sz.psb's sequence 5",
+        );
+    }
+    let r = psb.append_access_log(events(8, 0)).await.expect("empty batch: where the catalog stands").into_inner();
+    assert_eq!((r.appended, r.next_sequence), (0, 8), "nothing of the refused batch was appended");
+    let conflicts = auditor
+        .query_access_log(QueryAccessLogRequest {
+            requester: PSB.into(),
+            outcome: Outcome::Refused as i32,
+            ..Default::default()
+        })
+        .await
+        .expect("refusals")
+        .into_inner()
+        .entries
+        .into_iter()
+        .filter(|e| e.event.as_ref().is_some_and(|ev| ev.reason_code == ReasonCode::EntryConflict as i32))
+        .count();
+    assert_eq!(conflicts, 1, "the conflict is logged once");
     let err = psb.append_access_log(events(10, 2)).await.expect_err("gap");
     assert_refused(&err, Code::FailedPrecondition, ReasonCode::SequenceGap, "expects sequence 8");
     let mut clear = events(8, 1);
@@ -501,11 +530,40 @@ async fn the_catalog_end_to_end() {
         verify_inclusion(leaf_hash(&leaf), index, head1.size, &hashes(&p.path), root1).expect("inclusion verifies");
     }
     let c = auditor
-        .get_consistency_proof(GetConsistencyProofRequest { old_size: head0.size, new_size: head1.size })
+        .get_consistency_proof(GetConsistencyProofRequest {
+            old_size: head0.size,
+            new_size: head1.size,
+            ..Default::default()
+        })
         .await
         .expect("consistency")
         .into_inner();
     verify_consistency(head0.size, head1.size, &hashes(&c.path), cp0.root(), root1).expect("consistency verifies");
+    // A head of another history (here: a forged root) is told apart from a bad proof.
+    let c = auditor
+        .get_consistency_proof(GetConsistencyProofRequest {
+            old_size: head0.size,
+            new_size: head1.size,
+            old_root: cp0.root().as_bytes().to_vec(),
+        })
+        .await
+        .expect("consistency with the right old root")
+        .into_inner();
+    verify_consistency(head0.size, head1.size, &hashes(&c.path), cp0.root(), root1).expect("consistency verifies");
+    let err = auditor
+        .get_consistency_proof(GetConsistencyProofRequest {
+            old_size: head0.size,
+            new_size: head1.size,
+            old_root: vec![7; 32],
+        })
+        .await
+        .expect_err("a forked head");
+    assert_refused(&err, Code::FailedPrecondition, ReasonCode::LogFork, "does not extend");
+    let err = auditor
+        .get_consistency_proof(GetConsistencyProofRequest { old_size: head0.size, new_size: 0, old_root: vec![7; 31] })
+        .await
+        .expect_err("a root of the wrong length");
+    assert_refused(&err, Code::InvalidArgument, ReasonCode::MalformedRequest, "old_root");
     let err = auditor
         .get_inclusion_proof(GetInclusionProofRequest { index: head1.size, tree_size: 0 })
         .await
@@ -572,7 +630,11 @@ async fn the_catalog_end_to_end() {
     let head2 = auditor.get_tree_head(GetTreeHeadRequest {}).await.expect("head").into_inner();
     assert!(head2.size > size_before, "restart logged nothing lost: {} vs {size_before}", head2.size);
     let c = auditor
-        .get_consistency_proof(GetConsistencyProofRequest { old_size: size_before, new_size: head2.size })
+        .get_consistency_proof(GetConsistencyProofRequest {
+            old_size: size_before,
+            new_size: head2.size,
+            ..Default::default()
+        })
         .await
         .expect("consistency after restart")
         .into_inner();
@@ -627,7 +689,11 @@ async fn proofs_verify_at_every_size_up_to_ten_thousand() {
                 continue;
             }
             let c = auditor
-                .get_consistency_proof(GetConsistencyProofRequest { old_size: *old_size, new_size: *new_size })
+                .get_consistency_proof(GetConsistencyProofRequest {
+                    old_size: *old_size,
+                    new_size: *new_size,
+                    ..Default::default()
+                })
                 .await
                 .expect("consistency")
                 .into_inner();
@@ -668,7 +734,8 @@ fn query_event(recorder: &str, seq: u64) -> AccessEvent {
     AccessEvent {
         recorder: recorder.into(),
         sequence: seq,
-        time_unix_ms: now_ms(),
+        // A fixed time per sequence: a retried batch is the same bytes, as a node's is.
+        time_unix_ms: 1_780_000_000_000 + seq as i64,
         kind: EventKind::Query as i32,
         requester: HCB.into(),
         provider: recorder.into(),

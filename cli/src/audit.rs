@@ -229,7 +229,7 @@ pub async fn run(
                 (None, Some(hex)) => Hash::from_hex(hex.trim()).map_err(|e| anyhow!("setting --old-root: {e}"))?,
                 (None, None) => old_root_from_entries(client, old_size).await?,
             };
-            let proof = client.consistency_proof(old_size, h.size()).await?;
+            let proof = client.consistency_proof_from(old_size, &old_root, h.size()).await?;
             verify_consistency_proof(&proof, old_size, old_root, &h)?;
             out.show(&json!({
                 "old_size": old_size,

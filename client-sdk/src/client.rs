@@ -518,7 +518,26 @@ impl ExchangeClient {
 
     /// A consistency proof between two tree sizes (`new_size` 0: current).
     pub async fn consistency_proof(&self, old_size: u64, new_size: u64) -> Result<ConsistencyProof> {
-        catalog_call!(self, get_consistency_proof, READ, GetConsistencyProofRequest { old_size, new_size })
+        catalog_call!(
+            self,
+            get_consistency_proof,
+            READ,
+            GetConsistencyProofRequest { old_size, new_size, old_root: Vec::new() }
+        )
+    }
+
+    /// A consistency proof from a head the caller kept (`old_size`, `old_root`) to `new_size`
+    /// (0: current). The catalog compares `old_root` with its own root at `old_size` first: a
+    /// head of another history (a fork) is refused FAILED_PRECONDITION / LOG_FORK, with both
+    /// roots in the message, rather than answered with a proof that cannot verify.
+    pub async fn consistency_proof_from(
+        &self,
+        old_size: u64,
+        old_root: &exchange_core::merkle::Hash,
+        new_size: u64,
+    ) -> Result<ConsistencyProof> {
+        let request = GetConsistencyProofRequest { old_size, new_size, old_root: old_root.as_bytes().to_vec() };
+        catalog_call!(self, get_consistency_proof, READ, request)
     }
 
     /// Log entries from `start`, at most `count` (role auditor).

@@ -3,6 +3,7 @@
 //! down, the TLS crypto provider, surviving a file-size limit, the stop signals, and how
 //! connections are accepted.
 
+pub mod backup;
 mod incoming;
 pub mod probe;
 mod tls;

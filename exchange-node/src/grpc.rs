@@ -22,12 +22,13 @@ use crate::service::Node;
 #[derive(Clone, Debug)]
 pub struct NodeGrpc {
     node: Arc<Node>,
+    backups: Arc<crate::backup::Backups>,
 }
 
 impl NodeGrpc {
-    /// Wraps a node.
-    pub fn new(node: Arc<Node>) -> Self {
-        Self { node }
+    /// Wraps a node, and what its backups need.
+    pub fn new(node: Arc<Node>, backups: Arc<crate::backup::Backups>) -> Self {
+        Self { node, backups }
     }
 }
 
@@ -208,6 +209,13 @@ impl NodeApi for NodeGrpc {
         let who = peer(&req);
         let span = span("get_log_status", &who);
         let result = self.node.log_status(who).instrument(span.clone()).await;
+        respond(&span, result)
+    }
+
+    async fn backup(&self, req: Request<BackupRequest>) -> Result<Response<BackupResponse>, Status> {
+        let who = peer(&req);
+        let span = span("backup", &who);
+        let result = self.backups.backup(who, req.into_inner().dir).instrument(span.clone()).await;
         respond(&span, result)
     }
 }

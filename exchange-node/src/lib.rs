@@ -12,6 +12,7 @@
 
 pub mod accesslog;
 pub mod authorize;
+pub mod backup;
 pub mod config;
 pub mod data;
 pub mod db;

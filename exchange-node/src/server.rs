@@ -97,12 +97,27 @@ pub async fn start_with_store(config: NodeConfig, store: Arc<dyn KvStore>) -> an
         tokio::task::spawn_blocking(move || -> anyhow::Result<(u64, u64)> {
             crate::data::recover_imports(&db, &writer).map_err(|e| anyhow::anyhow!("recover imports: {e}"))?;
             fed.load_cached(db.store().as_ref()).map_err(|e| anyhow::anyhow!("load cached configuration: {e}"))?;
-            let last = db.last_log_sequence().map_err(|e| anyhow::anyhow!("read access log: {e}"))?;
+            let last = crate::backup::last_written(&db).map_err(|e| anyhow::anyhow!("read access log: {e}"))?;
             let shipped = db.meta_u64(META_LAST_SHIPPED).map_err(|e| anyhow::anyhow!("read shipper state: {e}"))?;
             Ok((last, shipped))
         })
         .await
         .context("recovery task")??
+    };
+    // The node's certificate towards the catalog, renewed by SIGHUP like the one it serves.
+    let client_tls = Arc::new(
+        PinnedClientTls::new(config.tls.clone(), config.catalog_id.as_str())
+            .map_err(|e| anyhow::anyhow!("tls: {e}"))?,
+    );
+    let channel = catalog_channel(&config, &client_tls)?;
+    // A store restored from a backup learns from the catalog where to resume numbering
+    // before the access log writes anything (see `crate::backup`).
+    let resumed =
+        crate::backup::resume_after_restore(&db, channel.clone(), last_written, Duration::from_secs(30)).await?;
+    let (last_written, last_shipped) = if resumed == last_written {
+        (last_written, last_shipped)
+    } else {
+        (resumed, db.meta_u64(META_LAST_SHIPPED).map_err(|e| anyhow::anyhow!("read shipper state: {e}"))?)
     };
     let durability = if config.access_log_sync {
         Durability::Sync
@@ -127,12 +142,6 @@ pub async fn start_with_store(config: NodeConfig, store: Arc<dyn KvStore>) -> an
         writer,
     ));
 
-    // The node's certificate towards the catalog, renewed by SIGHUP like the one it serves.
-    let client_tls = Arc::new(
-        PinnedClientTls::new(config.tls.clone(), config.catalog_id.as_str())
-            .map_err(|e| anyhow::anyhow!("tls: {e}"))?,
-    );
-    let channel = catalog_channel(&config, &client_tls)?;
     let publisher = {
         let node = node.clone();
         Arc::new(move || node.datasets.values().cloned().collect::<Vec<_>>())
@@ -140,9 +149,16 @@ pub async fn start_with_store(config: NodeConfig, store: Arc<dyn KvStore>) -> an
     let watcher =
         Watcher { state: fed, store: store.clone(), channel: channel.clone(), publish: publisher, node: node.clone() };
     let watch_task = tokio::spawn(watcher.run());
+    let store_for_backup = store.clone();
     let shipper = Shipper { status, store, log, channel };
     let ship_task = tokio::spawn(shipper.run());
 
+    let backups = Arc::new(crate::backup::Backups {
+        store: store_for_backup,
+        dept: config.dept_id.to_string(),
+        fingerprint: config.tls.fingerprint(),
+        catalog_key: config.catalog_public_key,
+    });
     let listener =
         tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("listen on {}", config.listen))?;
     let addr = listener.local_addr().context("local address")?;
@@ -161,7 +177,7 @@ pub async fn start_with_store(config: NodeConfig, store: Arc<dyn KvStore>) -> an
     let router = Server::builder()
         .add_service(health)
         .add_service(InterceptedService::new(reflection, exchange_pki::require_client_cert))
-        .add_service(NodeServer::new(NodeGrpc::new(node.clone())));
+        .add_service(NodeServer::new(NodeGrpc::new(node.clone(), backups)));
     let task = tokio::spawn(async move {
         router
             .serve_with_incoming_shutdown(exchange_daemon::accept_tls(listener, tls), async {

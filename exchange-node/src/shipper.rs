@@ -7,6 +7,14 @@
 //! first) the shipper parses nothing: it restarts from sequence 1, whose batch the catalog
 //! answers with its position (earlier entries are acknowledged as duplicates), and
 //! continues from there. A retry after a crash thus neither loses nor doubles an entry.
+//!
+//! The shipper also asks the catalog where it stands (an empty append, answered with
+//! `next_sequence`) at start, after every failure (a reconnection) and every
+//! [`CHECK_EVERY`] while idle. A catalog restored from a backup holds less than the node
+//! shipped: the shipper moves `last_shipped` back to what the catalog holds and re-ships
+//! the rest, in sequence order, without waiting for the node's next entry. A catalog that
+//! holds more than the node's own log (a node restored from an older backup that did not
+//! resume after the central log, see [`crate::server`]) is reported, and nothing is shipped.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -25,6 +33,8 @@ use crate::db::{ACCESS_LOG, META, META_LAST_SHIPPED};
 
 /// Most events per append.
 pub const SHIP_BATCH: usize = 500;
+/// How often an idle shipper checks what the catalog holds.
+pub const CHECK_EVERY: Duration = Duration::from_secs(5);
 
 /// The shipper's visible state.
 #[derive(Debug, Default)]
@@ -76,8 +86,21 @@ impl Shipper {
     pub async fn run(self) {
         let written = self.log.written();
         let mut backoff = Duration::from_millis(200);
+        let mut checked: Option<tokio::time::Instant> = None;
         loop {
             let notified = written.notified();
+            if checked.is_none_or(|at| at.elapsed() >= CHECK_EVERY) {
+                match self.check().await {
+                    Ok(()) => checked = Some(tokio::time::Instant::now()),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot learn what the catalog holds");
+                        self.status.set_error(e);
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                        continue;
+                    }
+                }
+            }
             match self.step().await {
                 Ok(Step::Progress) => {
                     backoff = Duration::from_millis(200);
@@ -89,11 +112,45 @@ impl Shipper {
                 Err(e) => {
                     tracing::warn!(error = %e, "access log shipping failed");
                     self.status.set_error(e);
+                    // After a failure (often a lost connection), check the catalog's
+                    // position again before shipping: it may have been restored meanwhile.
+                    checked = None;
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
         }
+    }
+
+    /// Asks the catalog what it holds of this node's log and moves `last_shipped` to it.
+    async fn check(&self) -> Result<(), String> {
+        let mut client = CatalogClient::new(self.channel.clone());
+        let next = client
+            .append_access_log(AppendAccessLogRequest { events: Vec::new() })
+            .await
+            .map_err(|status| format!("ask the catalog's position: {:?}: {}", status.code(), status.message()))?
+            .into_inner()
+            .next_sequence;
+        let held = next.saturating_sub(1);
+        let (shipped, written) = (self.status.last_shipped(), self.log.last_written());
+        if held > written {
+            return Err(format!(
+                "the central log holds this node's entries up to sequence {held}, but its own log ends at \
+                 {written}: the node was restored from an older backup; nothing is shipped (see the runbook, \
+                 \"Restore a node\")"
+            ));
+        }
+        if held != shipped {
+            if held < shipped {
+                tracing::warn!(
+                    held,
+                    shipped,
+                    "the catalog holds fewer of this node's entries than it acknowledged: re-shipping"
+                );
+            }
+            self.store_shipped(held).await?;
+        }
+        Ok(())
     }
 
     async fn step(&self) -> Result<Step, String> {

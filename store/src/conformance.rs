@@ -432,3 +432,66 @@ pub fn concurrent_writers(store: &dyn KvStore) {
     assert!(a.iter().all(|(k, v)| k == v), "each value is its own key");
     assert_eq!(ok("scan", store.scan(B, ScanRange::all(), usize::MAX)).len(), expected);
 }
+
+/// For stores with files: [`KvStore::checkpoint`] makes a consistent copy while writers run.
+/// `store` must be empty and opened with [`TABLES`]; `dir` must not exist (its parent must);
+/// `open` opens a copy as a store of the same kind. Checks that the copy holds every write
+/// acknowledged before the checkpoint, each concurrent batch whole or not at all, none of the
+/// writes after it; that it is independent of the original; and that a checkpoint into an
+/// existing directory is refused and leaves that directory as it was.
+pub fn checkpoint_is_a_consistent_copy<S: KvStore>(
+    store: &S,
+    dir: &std::path::Path,
+    open: impl Fn(&std::path::Path) -> S,
+) {
+    put(store, A, b"before", b"1");
+    put(store, B, b"before", b"2");
+    ok("sync_wal", store.sync_wal());
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(|| {
+            let mut i = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let key = format!("w/{i:06}");
+                let mut batch = WriteBatch::new();
+                batch.put(A, key.as_bytes(), key.as_bytes()).put(B, key.as_bytes(), key.as_bytes());
+                ok("write during the checkpoint", store.write(batch, Durability::Buffered));
+                i += 1;
+            }
+        });
+        ok("checkpoint", store.checkpoint(dir));
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if writer.join().is_err() {
+            panic!("the writer during the checkpoint panicked");
+        }
+    });
+    put(store, A, b"after", b"3");
+    let copy = open(dir);
+    assert_eq!(get(&copy, A, b"before"), Some(b"1".to_vec()), "the copy holds what was written before");
+    assert_eq!(get(&copy, B, b"before"), Some(b"2".to_vec()));
+    assert_eq!(get(&copy, A, b"after"), None, "the copy holds nothing written after the checkpoint");
+    let a: Vec<Vec<u8>> =
+        ok("scan copy", copy.scan(A, ScanRange::prefix(b"w/"), usize::MAX)).into_iter().map(|(k, _)| k).collect();
+    let b: Vec<Vec<u8>> =
+        ok("scan copy", copy.scan(B, ScanRange::prefix(b"w/"), usize::MAX)).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(a, b, "every batch written during the checkpoint is in the copy whole, or not at all");
+    // A prefix of the writer's sequence: writes are never reordered.
+    let expected: Vec<Vec<u8>> = (0..a.len()).map(|i| format!("w/{i:06}").into_bytes()).collect();
+    assert_eq!(a, expected, "the copy holds a prefix of the writes");
+    put(&copy, A, b"copy-only", b"4");
+    assert_eq!(get(store, A, b"copy-only"), None, "the copy is independent of the original");
+    drop(copy);
+    let listing = |d: &std::path::Path| -> Vec<std::ffi::OsString> {
+        let mut names: Vec<_> =
+            ok("list", std::fs::read_dir(d).map_err(io_error)).filter_map(|e| e.ok().map(|e| e.file_name())).collect();
+        names.sort();
+        names
+    };
+    let before = listing(dir);
+    assert!(store.checkpoint(dir).is_err(), "a checkpoint into an existing directory is refused");
+    assert_eq!(listing(dir), before, "and leaves that directory as it was");
+}
+
+fn io_error(e: std::io::Error) -> StoreError {
+    StoreError::Backend { operation: "list a directory".into(), location: "conformance".into(), source: Box::new(e) }
+}

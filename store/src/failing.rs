@@ -152,6 +152,11 @@ impl<S: KvStore> KvStore for FailingStore<S> {
         self.faults.check_write("flush")?;
         self.inner.flush()
     }
+
+    fn checkpoint(&self, dir: &std::path::Path) -> Result<(), StoreError> {
+        self.faults.check_write("checkpoint")?;
+        self.inner.checkpoint(dir)
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The storage contract: [`KvStore`] and the types its methods take.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use crate::StoreError;
@@ -46,6 +47,14 @@ pub trait KvStore: Send + Sync + 'static {
     /// Persists in-memory state to the store's long-term files (RocksDB: flushes the
     /// memtables of every table), e.g. before a backup or a shutdown.
     fn flush(&self) -> Result<(), StoreError>;
+
+    /// Writes a consistent, openable copy of the whole store into the directory `dir`,
+    /// which must not exist yet (its parent must), while the store stays open for reads and
+    /// writes: the copy holds every write acknowledged before the call and none that starts
+    /// after it returns, atomic batches whole or not at all. A failed checkpoint leaves no
+    /// `dir` behind. RocksDB: a checkpoint (hard links to the immutable table files, a copy
+    /// of the rest); a store without files (memory) cannot make one and says so.
+    fn checkpoint(&self, dir: &Path) -> Result<(), StoreError>;
 }
 
 /// Shared stores are stores: services hold an `Arc<dyn KvStore>`, and wrappers such as
@@ -73,6 +82,10 @@ impl<S: KvStore + ?Sized> KvStore for Arc<S> {
 
     fn flush(&self) -> Result<(), StoreError> {
         (**self).flush()
+    }
+
+    fn checkpoint(&self, dir: &Path) -> Result<(), StoreError> {
+        (**self).checkpoint(dir)
     }
 }
 

@@ -96,6 +96,14 @@ impl KvStore for MemoryStore {
     fn flush(&self) -> Result<(), StoreError> {
         Ok(())
     }
+
+    fn checkpoint(&self, dir: &std::path::Path) -> Result<(), StoreError> {
+        Err(StoreError::Backend {
+            operation: format!("make a checkpoint in {}", dir.display()),
+            location: "memory store".into(),
+            source: "a memory store has no files to copy: only a store on disk makes checkpoints".into(),
+        })
+    }
 }
 
 /// Lists the tables, not their contents (which may be personal data).

@@ -275,6 +275,29 @@ impl KvStore for RocksStore {
             .flush_cfs_opt(&cfs, &FlushOptions::default())
             .map_err(|e| self.backend("flush the memtables".to_owned(), e))
     }
+
+    fn checkpoint(&self, dir: &Path) -> Result<(), StoreError> {
+        let operation = format!("make a checkpoint in {}", dir.display());
+        // RocksDB refuses an existing directory itself; checking first gives the reason in
+        // words, and makes sure that the cleanup below never removes what was already there.
+        if dir.symlink_metadata().is_ok() {
+            return Err(StoreError::Backend {
+                operation,
+                location: self.location.clone(),
+                source: "the checkpoint directory already exists: name a new one".into(),
+            });
+        }
+        // A checkpoint flushes the memtables, then links the immutable table files and
+        // copies the manifest, as of one sequence number, without stopping writers. RocksDB
+        // builds it in `<dir>.tmp` and renames it at the end (and removes the temporary
+        // directory on failure), so a failure leaves no `dir` that looks like a copy.
+        let made = rocksdb::checkpoint::Checkpoint::new(&self.db).and_then(|c| c.create_checkpoint(dir));
+        if let Err(e) = made {
+            return Err(self.backend(operation, e));
+        }
+        tracing::info!(path = %self.location, checkpoint = %dir.display(), "checkpoint made");
+        Ok(())
+    }
 }
 
 impl fmt::Debug for RocksStore {

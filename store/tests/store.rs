@@ -234,3 +234,28 @@ async fn async_store_reads_its_writes_and_fails_closed() -> TestResult {
     store.flush().await?;
     Ok(())
 }
+
+#[test]
+fn rocks_store_checkpoint_is_a_consistent_copy() -> TestResult {
+    let dir = TempDir::new()?;
+    let store = RocksStore::open(dir.path().join("db"), &conformance::TABLES)?;
+    conformance::checkpoint_is_a_consistent_copy(&store, &dir.path().join("copy"), |path| {
+        match RocksStore::open(path, &conformance::TABLES) {
+            Ok(store) => store,
+            Err(e) => panic!("open the checkpoint: {e:?}"),
+        }
+    });
+    Ok(())
+}
+
+#[test]
+fn memory_store_refuses_a_checkpoint_and_says_why() {
+    let store = MemoryStore::new(&conformance::TABLES);
+    let dir = std::env::temp_dir().join("exchange-no-memory-checkpoint");
+    let err = store
+        .checkpoint(&dir)
+        .err()
+        .map(|e| format!("{e}: {}", std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default()));
+    assert!(err.as_deref().is_some_and(|e| e.contains("only a store on disk makes checkpoints")), "{err:?}");
+    assert!(!dir.exists());
+}

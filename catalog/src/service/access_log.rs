@@ -92,10 +92,28 @@ impl Catalog {
                 ));
             }
         }
-        let _w = self.lock();
+        let w = self.lock();
         let next = self.log.next_sequence(&self.db, &caller.dept)?;
         let first_new = events.iter().position(|e| e.sequence >= next).unwrap_or(events.len());
         let duplicates = first_new;
+        // A number already held is acknowledged only if the entry is the one held: a node
+        // never writes two entries under one number, so a different one is a rewritten
+        // history (or a node restored from a copy older than what it shipped).
+        if let Some((i, sequence, index)) = self.first_conflict(&caller.dept, &events[..first_new])? {
+            drop(w);
+            let note = format!("events[{i}] of {}: sequence {sequence} differs from log entry {index}", events.len());
+            self.log_refused_append(caller, format!("conflict/{sequence}"), ReasonCode::EntryConflict, note)?;
+            return Err(CatalogError::precondition(
+                ReasonCode::EntryConflict,
+                format!(
+                    "events[{i}]: the central log already holds another entry under {}'s sequence {sequence} \
+                     (entry {index}): a node's history cannot be rewritten (a node restored from a backup older \
+                     than what it shipped must resume after sequence {}, see the runbook)",
+                    caller.dept,
+                    next.saturating_sub(1)
+                ),
+            ));
+        }
         let new = &events[first_new..];
         if let Some(first) = new.first()
             && first.sequence != next
@@ -116,6 +134,7 @@ impl Catalog {
             self.db.commit(batch)?;
             self.log.committed(&staged);
         }
+        drop(w);
         Ok(AppendAccessLogResponse {
             next_sequence: next + appended as u64,
             appended: appended as u32,
@@ -124,9 +143,33 @@ impl Catalog {
         })
     }
 
+    /// The first of `held` (events under numbers the log already holds for `recorder`) that
+    /// differs from the held entry: its position in the batch, its sequence and the index of
+    /// the held entry. The caller holds the writer lock.
+    fn first_conflict(&self, recorder: &str, held: &[AccessEvent]) -> Result<Option<(usize, u64, u64)>> {
+        if held.is_empty() {
+            return Ok(None);
+        }
+        let sequences: Vec<u64> = held.iter().map(|e| e.sequence).collect();
+        let leaves = self.log.held_leaves(&self.db, recorder, &sequences)?;
+        for (i, (event, leaf)) in held.iter().zip(leaves).enumerate() {
+            let (index, leaf) = leaf.ok_or_else(|| {
+                CatalogError::Internal(format!(
+                    "{recorder}'s cursor is past sequence {}, which the sequence index does not hold",
+                    event.sequence
+                ))
+            })?;
+            if leaf != event.encode_to_vec() {
+                return Ok(Some((i, event.sequence, index)));
+            }
+        }
+        Ok(None)
+    }
+
     /// Logs the refusal of a node's batch as an administrative entry, unless the refusal of
     /// the same batch (by its digest, kept in memory only) was the last one logged for this
-    /// node: a node retries a refused batch with backoff, and one entry says it.
+    /// node: a node retries a refused batch with backoff, and one entry says it. A conflict
+    /// is keyed by its sequence number rather than the batch, which grows as the node writes.
     fn log_refused_append(
         &self,
         caller: &Caller,
@@ -176,8 +219,28 @@ impl Catalog {
 
     /// A consistency proof between two sizes, `1 <= old_size <= new_size <= size`
     /// (`new_size` 0 = the committed size).
-    pub fn consistency_proof(&self, old_size: u64, new_size: u64) -> Result<ConsistencyProof> {
+    /// With `old_root` (the root of the caller's head at `old_size`), refuses LOG_FORK when
+    /// the log's own root at that size differs: no proof could link that head to this log.
+    pub fn consistency_proof(&self, old_size: u64, new_size: u64, old_root: &[u8]) -> Result<ConsistencyProof> {
+        if !old_root.is_empty() && old_root.len() != 32 {
+            return Err(CatalogError::bad_request("old_root", "must be empty or a 32-byte SHA-256 root"));
+        }
         let (new_size, path) = self.log.consistency(&self.db, old_size, new_size)?;
+        if !old_root.is_empty() {
+            let root = self.log.root(&self.db, old_size)?;
+            if root.as_bytes()[..] != old_root[..] {
+                return Err(CatalogError::precondition(
+                    ReasonCode::LogFork,
+                    format!(
+                        "the central log's root at size {old_size} is {}, not the root {} of the given head: that \
+                         head is of a history this log does not extend (a head taken after the backup that the \
+                         catalog was restored from, or a forged head)",
+                        hex::encode(root.as_bytes()),
+                        hex::encode(old_root)
+                    ),
+                ));
+            }
+        }
         Ok(ConsistencyProof { old_size, new_size, path: path.iter().map(|h| h.as_bytes().to_vec()).collect() })
     }
 
