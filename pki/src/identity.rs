@@ -318,7 +318,7 @@ mod tests {
         assert!(matches!(expired, PkiError::PeerCertificateExpired { .. }), "{expired:?}");
         let refused = cert_with_uris(&["urn:exchange:dept:Bad"]);
         for _ in 0..2 {
-            assert!(matches!(peer_dept_at(Some(&[refused.clone()]), 0), Err(PkiError::PeerDeptId(_))));
+            assert!(matches!(peer_dept_at(Some(std::slice::from_ref(&refused)), 0), Err(PkiError::PeerDeptId(_))));
         }
     }
 
