@@ -71,12 +71,11 @@ fn check_date(field: &str, value: &str) -> Result<String> {
 fn validate_row(
     schema: &Schema,
     licences: bool,
-    fields: &BTreeMap<String, String>,
+    fields: &RawRecord,
     valid_from: &str,
     valid_until: &str,
 ) -> std::result::Result<StagedRow, (String, String)> {
-    let raw: RawRecord = fields.clone();
-    let record = schema.validate(&raw).map_err(|e| (e.field.clone(), e.problem.to_string()))?;
+    let record = schema.validate(fields).map_err(|e| (e.field.clone(), e.problem.to_string()))?;
     let subject_field = schema.holder_field.clone().unwrap_or_else(|| schema.key_field.clone());
     let subject = schema
         .subject(&record)
@@ -101,20 +100,47 @@ fn validate_row(
     })
 }
 
-/// Applies rows to the live tables in one batch (the caller holds the writer lock).
+/// The live key of each row (licence or record), computed once per row.
+fn row_keys(dataset: &str, licences: bool, rows: &[StagedRow]) -> Result<Vec<Vec<u8>>> {
+    rows.iter()
+        .map(|row| {
+            if licences {
+                Ok(licence_key(dataset, &row.licence_id))
+            } else {
+                let subject = SubjectId::parse(row.subject_kind, &row.subject_id)
+                    .map_err(|e| NodeError::Internal(format!("staged subject: {e}")))?;
+                Ok(record_key(dataset, &subject))
+            }
+        })
+        .collect()
+}
+
+/// The current value of a row: the one written earlier in this batch (a key twice in one
+/// chunk), else the one the store held before the batch (read for the whole chunk at once).
+fn current_row<T: Clone + serde::de::DeserializeOwned>(
+    pending: &HashMap<Vec<u8>, T>,
+    key: &[u8],
+    stored: Option<Vec<u8>>,
+) -> Result<Option<T>> {
+    match pending.get(key) {
+        Some(row) => Ok(Some(row.clone())),
+        None => Ok(stored.map(|bytes| serde_json::from_slice(&bytes)).transpose()?),
+    }
+}
+
+/// Applies rows to the live tables in one batch (the caller holds the writer lock). The
+/// current rows are read in one `multi_get` for the chunk, not one read per row.
 fn apply_rows(db: &Db, dataset: &str, licences: bool, rows: &[StagedRow], batch: &mut WriteBatch) -> Result<Applied> {
     let now = now_ms();
     let mut counts = Applied::default();
     let mut stats = db.stats(dataset)?;
-    let mut pending_l: HashMap<String, StoredLicence> = HashMap::new();
+    let mut pending_l: HashMap<Vec<u8>, StoredLicence> = HashMap::new();
     let mut pending_r: HashMap<Vec<u8>, StoredRecord> = HashMap::new();
-    for row in rows {
+    let keys = row_keys(dataset, licences, rows)?;
+    let stored = db.store().multi_get(if licences { LICENCES } else { RECORDS }, &keys)?;
+    for ((row, key), stored) in rows.iter().zip(keys).zip(stored) {
         if licences {
-            let key = licence_key(dataset, &row.licence_id);
-            let current = match pending_l.get(&row.licence_id) {
-                Some(l) => Some(l.clone()),
-                None => db.get_json::<StoredLicence>(LICENCES, &key)?,
-            };
+            let current = current_row(&pending_l, &key, stored)?;
             let next = match current {
                 None => {
                     counts.inserted += 1;
@@ -155,17 +181,11 @@ fn apply_rows(db: &Db, dataset: &str, licences: bool, rows: &[StagedRow], batch:
                     }
                 }
             };
-            put_json(batch, LICENCES, key, &next)?;
+            put_json(batch, LICENCES, key.clone(), &next)?;
             batch.put(HOLDERS, holder_key(dataset, next.holder_kind, &next.holder_id, &row.licence_id), b"1".to_vec());
-            pending_l.insert(row.licence_id.clone(), next);
+            pending_l.insert(key, next);
         } else {
-            let subject = SubjectId::parse(row.subject_kind, &row.subject_id)
-                .map_err(|e| NodeError::Internal(format!("staged subject: {e}")))?;
-            let key = record_key(dataset, &subject);
-            let current = match pending_r.get(&key) {
-                Some(r) => Some(r.clone()),
-                None => db.get_json::<StoredRecord>(RECORDS, &key)?,
-            };
+            let current = current_row(&pending_r, &key, stored)?;
             let version = match current {
                 None => {
                     counts.inserted += 1;
@@ -213,7 +233,11 @@ pub fn apply_import(db: &Db, writer: &std::sync::Mutex<()>, token: &str, marker:
         }
         let _w = writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let c = apply_rows(db, &marker.dataset, marker.licences, &rows, &mut batch)?;
-        db.commit(batch)?;
+        // Not synced: the marker is durable, each chunk deletes its staging rows in the same
+        // atomic batch, and the store never reorders writes, so a crash loses at most the
+        // last chunks together with their deletions, and the redo at start-up applies them
+        // again. The marker's deletion below is synced, and with it every chunk before it.
+        db.store().write(batch, Durability::Buffered)?;
         total.inserted += c.inserted;
         total.updated += c.updated;
         total.unchanged += c.unchanged;

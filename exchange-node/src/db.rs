@@ -204,6 +204,16 @@ impl Db {
         }
     }
 
+    /// Reads a JSON value only if that needs no I/O ([`KvStore::get_cached`]): `Ok(None)`
+    /// when the read would wait for the disk.
+    pub fn get_json_cached<T: for<'de> Deserialize<'de>>(&self, table: &str, key: &[u8]) -> Result<Option<Option<T>>> {
+        match self.store.get_cached(table, key)? {
+            Some(Some(bytes)) => Ok(Some(Some(serde_json::from_slice(&bytes)?))),
+            Some(None) => Ok(Some(None)),
+            None => Ok(None),
+        }
+    }
+
     /// Reads a u64 meta value (0 when absent).
     pub fn meta_u64(&self, key: &[u8]) -> Result<u64> {
         match self.store.get(META, key)? {

@@ -222,6 +222,10 @@ impl Node {
 
     /// The row at `key` of `table` as of `version`: the current row, or a superseded one
     /// from the history together with the current one (0 asks for the current one).
+    ///
+    /// Read on the calling task when every row it needs is in memory (the block cache or a
+    /// memtable: a few microseconds, less than the hop to a blocking thread and back), else
+    /// on a blocking thread.
     async fn read_version<T>(
         &self,
         table: &'static str,
@@ -232,13 +236,14 @@ impl Node {
     where
         T: serde::de::DeserializeOwned + Send + 'static,
     {
+        let cached = pick_version(|t, k| self.db.get_json_cached::<T>(t, k), table, &key, version, version_of)?;
+        if let Some(read) = cached {
+            return Ok(read);
+        }
         let db = self.db.clone();
-        run_blocking(move || match db.get_json::<T>(table, &key)? {
-            Some(current) if version != 0 && version < version_of(&current) => Ok(db
-                .get_json::<T>(HISTORY, &history_key(table, &key, version))?
-                .map(|row| Versioned { row, current: Some(current) })),
-            Some(current) if version > version_of(&current) => Ok(None),
-            other => Ok(other.map(|row| Versioned { row, current: None })),
+        run_blocking(move || {
+            let read = pick_version(|t, k| db.get_json::<T>(t, k).map(Some), table, &key, version, version_of)?;
+            read.ok_or_else(|| NodeError::Internal("a blocking read that did not answer".into()))
         })
         .await
     }
@@ -285,6 +290,26 @@ impl Node {
         }
         Ok(caller)
     }
+}
+
+/// The row of `key` in `table` as of `version` through `get`, which answers `None` when it
+/// cannot read without waiting for the disk (then this answers `None` too).
+fn pick_version<T>(
+    get: impl Fn(&str, &[u8]) -> Result<Option<Option<T>>>,
+    table: &str,
+    key: &[u8],
+    version: u64,
+    version_of: fn(&T) -> u64,
+) -> Result<Option<Option<Versioned<T>>>> {
+    let Some(current) = get(table, key)? else { return Ok(None) };
+    Ok(Some(match current {
+        Some(current) if version != 0 && version < version_of(&current) => {
+            let Some(old) = get(HISTORY, &history_key(table, key, version))? else { return Ok(None) };
+            old.map(|row| Versioned { row, current: Some(current) })
+        }
+        Some(current) if version > version_of(&current) => None,
+        other => other.map(|row| Versioned { row, current: None }),
+    }))
 }
 
 /// A row as of the version asked, and the current row when that version is an earlier one.

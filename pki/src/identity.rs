@@ -112,15 +112,55 @@ pub fn peer_dept(peer_certs: Option<&[CertificateDer<'_>]>) -> Result<PeerIdenti
 
 pub(crate) fn peer_dept_at(peer_certs: Option<&[CertificateDer<'_>]>, now_unix: i64) -> Result<PeerIdentity, PkiError> {
     let leaf = peer_certs.and_then(|certs| certs.first()).ok_or(PkiError::NoPeerCertificate)?;
-    let identity = identity_of_der(leaf).map_err(|e| match e {
-        Ok(dept) => PkiError::PeerDeptId(dept),
-        Err(detail) => PkiError::PeerCertificateUnparsable(detail),
-    })?;
+    let identity = match known::get(leaf) {
+        Some(identity) => identity,
+        None => {
+            let identity = identity_of_der(leaf).map_err(|e| match e {
+                Ok(dept) => PkiError::PeerDeptId(dept),
+                Err(detail) => PkiError::PeerCertificateUnparsable(detail),
+            })?;
+            known::put(leaf, &identity);
+            identity
+        }
+    };
     // The handshake checked the validity period, but an HTTP/2 connection outlives it.
     if identity.not_after_unix < now_unix {
         return Err(PkiError::PeerCertificateExpired { not_after: crate::tls::rfc3339(identity.not_after_unix) });
     }
     Ok(identity)
+}
+
+/// The identities of the certificates seen lately, so that a connection's certificate is
+/// parsed (x509, SAN, SHA-256) once, not on every request: the identity is a function of the
+/// DER alone, which is the key, so a hit cannot answer for another certificate. Only
+/// certificates that name a department are kept (a refused one is parsed again, its refusal
+/// logged each time), and the expiry is still checked on every call. Bounded: emptied when
+/// full (a federation has tens of members, each with a few certificates).
+mod known {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock, PoisonError};
+
+    use super::PeerIdentity;
+
+    /// Most certificates held.
+    const MAX: usize = 1024;
+
+    fn cache() -> &'static Mutex<HashMap<Vec<u8>, PeerIdentity>> {
+        static CACHE: OnceLock<Mutex<HashMap<Vec<u8>, PeerIdentity>>> = OnceLock::new();
+        CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+    }
+
+    pub(super) fn get(der: &[u8]) -> Option<PeerIdentity> {
+        cache().lock().unwrap_or_else(PoisonError::into_inner).get(der).cloned()
+    }
+
+    pub(super) fn put(der: &[u8], identity: &PeerIdentity) {
+        let mut cache = cache().lock().unwrap_or_else(PoisonError::into_inner);
+        if cache.len() >= MAX {
+            cache.clear();
+        }
+        cache.insert(der.to_vec(), identity.clone());
+    }
 }
 
 /// The caller of a gRPC request: [`peer_dept`] on `req.peer_certs()`.
@@ -258,6 +298,28 @@ mod tests {
         let error = peer_dept_at(Some(&[der]), identity.not_after_unix + 1).expect_err("expired");
         assert!(error.is_unauthenticated());
         assert!(error.to_string().starts_with("client certificate refused: it expired at "), "{error}");
+    }
+
+    /// The cache answers the identity the certificate names and nothing else: two
+    /// certificates of different departments asked in turn, each several times, and the
+    /// expiry still checked on a cached identity.
+    #[test]
+    fn cached_identities_are_each_certificates_own() {
+        let a = cert_with_uris(&["urn:exchange:dept:cache-a"]);
+        let b = cert_with_uris(&["urn:exchange:dept:cache-b"]);
+        for _ in 0..3 {
+            for (der, dept) in [(&a, "cache-a"), (&b, "cache-b")] {
+                let identity = peer_dept_at(Some(std::slice::from_ref(der)), 0).expect("valid");
+                assert_eq!((identity.dept_id.as_str(), identity.fingerprint), (dept, fingerprint(der)));
+            }
+        }
+        let cached = peer_dept_at(Some(std::slice::from_ref(&a)), 0).expect("valid");
+        let expired = peer_dept_at(Some(std::slice::from_ref(&a)), cached.not_after_unix + 1).expect_err("expired");
+        assert!(matches!(expired, PkiError::PeerCertificateExpired { .. }), "{expired:?}");
+        let refused = cert_with_uris(&["urn:exchange:dept:Bad"]);
+        for _ in 0..2 {
+            assert!(matches!(peer_dept_at(Some(std::slice::from_ref(&refused)), 0), Err(PkiError::PeerDeptId(_))));
+        }
     }
 
     #[test]

@@ -50,6 +50,7 @@ pub const CHECKS: &[Check] = &[
     ("scan_empty_range", scan_empty_range),
     ("scan_pages_forward_and_backward", scan_pages_forward_and_backward),
     ("multi_get_missing_and_duplicate_keys", multi_get_missing_and_duplicate_keys),
+    ("get_cached_agrees_with_get", get_cached_agrees_with_get),
     ("unknown_table_is_an_error", unknown_table_is_an_error),
     ("sync_wal_and_flush_keep_data", sync_wal_and_flush_keep_data),
     ("concurrent_writers", concurrent_writers),
@@ -394,6 +395,32 @@ pub fn unknown_table_is_an_error(store: &dyn KvStore) {
     let mut batch = WriteBatch::new();
     batch.delete("gamma", b"k");
     unknown("write", store.write(batch, Durability::Buffered));
+}
+
+/// `get_cached`, whenever it answers, answers what `get` does: a value, an empty value, an
+/// absent key, before and after a flush and a delete; an unknown table is an error.
+pub fn get_cached_agrees_with_get(store: &dyn KvStore) {
+    let agree = |table: &str, key: &[u8]| {
+        let cached = ok("get_cached", store.get_cached(table, key));
+        if let Some(value) = cached {
+            assert_eq!(value, get(store, table, key), "get_cached of {key:?} in {table}");
+        }
+    };
+    put(store, A, b"k", b"v");
+    put(store, A, b"e", b"");
+    put(store, B, b"k", b"w");
+    for round in 0..2 {
+        for key in [&b"k"[..], b"e", b"absent", b""] {
+            agree(A, key);
+            agree(B, key);
+        }
+        if round == 0 {
+            ok("flush", store.flush());
+        }
+    }
+    delete(store, A, b"k");
+    agree(A, b"k");
+    assert!(matches!(store.get_cached("gamma", b"k"), Err(StoreError::UnknownTable(t)) if t == "gamma"));
 }
 
 /// `sync_wal` and `flush` succeed, on an empty store and after writes, and lose nothing.

@@ -128,6 +128,11 @@ impl<S: KvStore> KvStore for FailingStore<S> {
         self.inner.get(table, key)
     }
 
+    fn get_cached(&self, table: &str, key: &[u8]) -> Result<Option<Option<Vec<u8>>>, StoreError> {
+        self.faults.check_read("get")?;
+        self.inner.get_cached(table, key)
+    }
+
     fn multi_get(&self, table: &str, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         self.faults.check_read("multi_get")?;
         self.inner.multi_get(table, keys)

@@ -25,6 +25,16 @@ pub trait KvStore: Send + Sync + 'static {
     /// Reads the value of `key` in `table`, or `None` if it is absent.
     fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
 
+    /// Reads `key` of `table` only if that needs no I/O (the value, or its absence, is in
+    /// memory: RocksDB's memtables and block cache): `Ok(Some(value))` then, `Ok(None)` when
+    /// the read would have to wait for the disk. An async caller runs this on its own thread
+    /// and goes through [`blocking`](crate::blocking) with [`get`](Self::get) only on
+    /// `Ok(None)`, so that a read of microseconds costs no thread hop.
+    ///
+    /// A store that cannot tell answers `Ok(None)` for every key of a known table; a store
+    /// held in memory answers every read. An unknown table is an error, as for `get`.
+    fn get_cached(&self, table: &str, key: &[u8]) -> Result<Option<Option<Vec<u8>>>, StoreError>;
+
     /// Reads many keys of one table at once; the answer has one entry per key, in the order
     /// of `keys` (duplicates included), `None` for an absent key.
     fn multi_get(&self, table: &str, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, StoreError>;
@@ -62,6 +72,10 @@ pub trait KvStore: Send + Sync + 'static {
 impl<S: KvStore + ?Sized> KvStore for Arc<S> {
     fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         (**self).get(table, key)
+    }
+
+    fn get_cached(&self, table: &str, key: &[u8]) -> Result<Option<Option<Vec<u8>>>, StoreError> {
+        (**self).get_cached(table, key)
     }
 
     fn multi_get(&self, table: &str, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {

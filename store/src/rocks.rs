@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType, FlushOptions, Options,
-    ReadOptions, WriteOptions,
+    ReadOptions, ReadTier, WriteOptions,
 };
 
 use crate::{Durability, KeyValue, KvStore, ScanRange, StoreError, WriteBatch, WriteOp};
@@ -49,6 +49,8 @@ pub struct RocksStore {
     column_families: Vec<String>,
     sync_write: WriteOptions,
     buffered_write: WriteOptions,
+    /// Reads that answer from the memtables and the block cache only (`get_cached`).
+    cached_read: ReadOptions,
 }
 
 impl RocksStore {
@@ -110,6 +112,8 @@ impl RocksStore {
         sync_write.set_sync(true);
         let mut buffered_write = WriteOptions::default();
         buffered_write.set_sync(false);
+        let mut cached_read = ReadOptions::default();
+        cached_read.set_read_tier(ReadTier::BlockCache);
         Ok(Self {
             db,
             path: path.to_owned(),
@@ -118,6 +122,7 @@ impl RocksStore {
             column_families: column_families.into_iter().collect(),
             sync_write,
             buffered_write,
+            cached_read,
         })
     }
 
@@ -194,6 +199,19 @@ impl KvStore for RocksStore {
             return Ok(None);
         }
         self.db.get_cf(cf, key).map_err(|e| self.backend(format!("read table `{table}`"), e))
+    }
+
+    fn get_cached(&self, table: &str, key: &[u8]) -> Result<Option<Option<Vec<u8>>>, StoreError> {
+        let cf = self.cf(table)?;
+        if key.is_empty() {
+            return Ok(Some(None));
+        }
+        match self.db.get_pinned_cf_opt(cf, key, &self.cached_read) {
+            Ok(value) => Ok(Some(value.map(|v| v.to_vec()))),
+            // RocksDB's answer when a block the read needs is not in the cache.
+            Err(e) if e.kind() == rocksdb::ErrorKind::Incomplete => Ok(None),
+            Err(e) => Err(self.backend(format!("read table `{table}` from the cache"), e)),
+        }
     }
 
     fn multi_get(&self, table: &str, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {

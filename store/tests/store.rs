@@ -65,6 +65,26 @@ fn rocks_store_with_small_config_conforms() -> TestResult {
     Ok(())
 }
 
+/// What the node's inline reads rely on: a row in a memtable, or in a file whose blocks are
+/// cached, is answered without I/O; after a reopen (a cold cache) the first `get_cached` of a
+/// flushed row needs the disk, and once `get` has read it, it does not.
+#[test]
+fn rocks_store_answers_cached_reads_without_io() -> TestResult {
+    let dir = TempDir::new()?;
+    let path = dir.path().join("db");
+    {
+        let store = RocksStore::open(&path, &["a"])?;
+        put(&store, "a", b"k", b"v", Durability::Buffered)?;
+        assert_eq!(store.get_cached("a", b"k")?, Some(Some(b"v".to_vec())), "a memtable row is answered");
+        store.flush()?;
+    }
+    let store = RocksStore::open(&path, &["a"])?;
+    assert_eq!(store.get_cached("a", b"k")?, None, "a cold read needs the disk");
+    assert_eq!(store.get("a", b"k")?, Some(b"v".to_vec()));
+    assert_eq!(store.get_cached("a", b"k")?, Some(Some(b"v".to_vec())), "the cached block is used");
+    Ok(())
+}
+
 #[test]
 fn rocks_store_keeps_data_across_reopen() -> TestResult {
     let dir = TempDir::new()?;
