@@ -23,6 +23,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::db::ACCESS_LOG;
 use crate::error::NodeError;
+use crate::metrics::LogStats;
 
 /// Finishes an answer for its sequence number and returns the event to log.
 pub type Stamp = Box<dyn FnOnce(u64) -> AccessEvent + Send>;
@@ -40,6 +41,7 @@ pub struct AccessLog {
     written: Arc<Notify>,
     syncs: Arc<AtomicU64>,
     failing: Arc<AtomicBool>,
+    stats: LogStats,
 }
 
 impl AccessLog {
@@ -55,9 +57,11 @@ impl AccessLog {
         let written = Arc::new(Notify::new());
         let syncs = Arc::new(AtomicU64::new(0));
         let failing = Arc::new(AtomicBool::new(false));
-        let task =
-            tokio::spawn(run(store, durability, rx, last.clone(), written.clone(), syncs.clone(), failing.clone()));
-        (Self { tx, last_written: last, written, syncs, failing }, task)
+        let stats = LogStats::new();
+        let state =
+            Writer { last: last.clone(), written: written.clone(), syncs: syncs.clone(), failing: failing.clone() };
+        let task = tokio::spawn(run(store, durability, rx, state, stats.clone()));
+        (Self { tx, last_written: last, written, syncs, failing, stats }, task)
     }
 
     /// Whether the last durable write failed (every query is refused until one succeeds).
@@ -74,6 +78,11 @@ impl AccessLog {
     /// entries written since then whenever concurrent queries shared a sync.
     pub fn syncs(&self) -> u64 {
         self.syncs.load(Ordering::SeqCst)
+    }
+
+    /// The group commits' sync times and sizes (for the metrics listener).
+    pub fn stats(&self) -> &LogStats {
+        &self.stats
     }
 
     /// The last sequence written durably.
@@ -111,15 +120,22 @@ impl AccessLog {
     }
 }
 
-async fn run(
-    store: Arc<dyn KvStore>,
-    durability: Durability,
-    mut rx: mpsc::Receiver<Job>,
+/// What the writer task shares with the handles.
+struct Writer {
     last: Arc<AtomicU64>,
     written: Arc<Notify>,
     syncs: Arc<AtomicU64>,
     failing: Arc<AtomicBool>,
+}
+
+async fn run(
+    store: Arc<dyn KvStore>,
+    durability: Durability,
+    mut rx: mpsc::Receiver<Job>,
+    state: Writer,
+    stats: LogStats,
 ) {
+    let Writer { last, written, syncs, failing } = state;
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
         while jobs.len() < MAX_GROUP {
@@ -140,9 +156,11 @@ async fn run(
             replies.push((seq, reply));
         }
         let store = store.clone();
+        let began = std::time::Instant::now();
         let result = exchange_store::blocking(move || store.write(batch, durability)).await;
         match result {
             Ok(()) => {
+                stats.group_written(replies.len(), began.elapsed().as_secs_f64());
                 failing.store(false, Ordering::SeqCst);
                 syncs.fetch_add(1, Ordering::SeqCst);
                 if let Some((seq, _)) = replies.last() {
