@@ -226,4 +226,30 @@ fn metrics_and_json_logs_after_the_demo_show_outcomes_and_no_personal_data() {
     let interrupted = Command::new("kill").arg("-INT").arg(demo.id().to_string()).status().expect("kill -INT");
     assert!(interrupted.success());
     assert!(demo.wait().expect("the demo stops").success());
+
+    // The metrics listener is plain HTTP: a network address is refused unless declared.
+    for (daemon, config) in [("exchange-node", "gov.sz.psb.toml"), ("exchange-catalog", "catalog.toml")] {
+        let text = std::fs::read_to_string(fed_dir.join(config)).expect("configuration");
+        let (start, _) = text.split_once("metrics_listen = ").expect("localnet sets metrics_listen");
+        let line_end = text[start.len()..].find('\n').expect("line end") + start.len();
+        let wildcard = format!("{start}metrics_listen = \"0.0.0.0:0\"{}", &text[line_end..]);
+        for (name, body, ok) in [
+            ("wildcard.toml", wildcard.clone(), false),
+            ("declared.toml", format!("metrics_remote = true\n{wildcard}"), true),
+        ] {
+            let path = fed_dir.join(name);
+            std::fs::write(&path, body).expect("write configuration");
+            let out = Command::new(bin_dir.join(daemon))
+                .arg("check-config")
+                .arg("--config")
+                .arg(&path)
+                .output()
+                .expect("check-config");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.success(), ok, "{daemon} {name}: {stderr}");
+            if !ok {
+                assert!(stderr.contains("setting metrics_listen: 0.0.0.0:0 is not a loopback address"), "{stderr}");
+            }
+        }
+    }
 }
