@@ -37,6 +37,13 @@ pub struct CatalogConfigFile {
     /// signed `issued_at`, so this must be well below every node's `config_max_age_secs`.
     #[serde(default = "default_heartbeat")]
     pub config_heartbeat_secs: u64,
+    /// Where to serve the metrics (`GET /metrics`, Prometheus text format, plain HTTP);
+    /// unset: no metrics listener. A loopback address unless `metrics_remote` is true.
+    #[serde(default)]
+    pub metrics_listen: Option<String>,
+    /// Whether `metrics_listen` may be a non-loopback address (default `false`).
+    #[serde(default)]
+    pub metrics_remote: bool,
     /// TLS files.
     pub tls: TlsSection,
     /// The catalog's Ed25519 signing key (PKCS#8 PEM): signs the configuration, consent
@@ -98,6 +105,8 @@ pub struct CatalogConfig {
     pub token_lifetime_secs: i64,
     /// The configuration's re-signing interval.
     pub config_heartbeat: std::time::Duration,
+    /// The metrics listener's address, if any.
+    pub metrics_listen: Option<SocketAddr>,
     /// TLS identity.
     pub tls: LoadedIdentity,
     /// Signing key.
@@ -144,6 +153,8 @@ impl CatalogConfig {
             log_origin,
             token_lifetime_secs,
             config_heartbeat_secs,
+            metrics_listen,
+            metrics_remote,
             tls,
             signing_key,
             subject_digest_key,
@@ -156,6 +167,7 @@ impl CatalogConfig {
         let listen: SocketAddr = listen
             .parse()
             .map_err(|_| anyhow::anyhow!("setting listen: {listen:?} is not an address like 127.0.0.1:7400"))?;
+        let metrics_listen = exchange_daemon::metrics::parse_listen(metrics_listen.as_deref(), metrics_remote)?;
         if log_origin.trim().is_empty() || log_origin.contains(char::is_whitespace) {
             bail!("setting log_origin: must be a non-empty name without spaces, e.g. exchange.sz.gov.cn/log");
         }
@@ -216,6 +228,7 @@ impl CatalogConfig {
             log_origin,
             token_lifetime_secs: i64::try_from(token_lifetime_secs).unwrap_or(300),
             config_heartbeat: std::time::Duration::from_secs(config_heartbeat_secs),
+            metrics_listen,
             tls,
             signing_key,
             subject_digest_key,

@@ -13,6 +13,7 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument as _;
 
 use crate::error::CatalogError;
+use crate::metrics::CatalogMetrics;
 use crate::service::{Caller, Catalog};
 
 /// The gRPC face of the [`Catalog`].
@@ -20,13 +21,18 @@ use crate::service::{Caller, Catalog};
 pub struct CatalogGrpc {
     catalog: Arc<Catalog>,
     shutdown: tokio::sync::watch::Receiver<bool>,
+    metrics: Arc<CatalogMetrics>,
 }
 
 impl CatalogGrpc {
     /// Wraps a catalog; watch streams end when `shutdown` turns true, so that a graceful
-    /// stop does not wait forever for watching nodes.
-    pub fn new(catalog: Arc<Catalog>, shutdown: tokio::sync::watch::Receiver<bool>) -> Self {
-        Self { catalog, shutdown }
+    /// stop does not wait forever for watching nodes. Every call is counted in `metrics`.
+    pub fn new(
+        catalog: Arc<Catalog>,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+        metrics: Arc<CatalogMetrics>,
+    ) -> Self {
+        Self { catalog, shutdown, metrics }
     }
 
     /// Runs `handler` for the authenticated caller of `req`, off the async workers.
@@ -41,6 +47,7 @@ impl CatalogGrpc {
         Resp: Send + 'static,
         F: FnOnce(&Catalog, &Caller, Req) -> Result<Resp, CatalogError> + Send + 'static,
     {
+        let began = std::time::Instant::now();
         let peer = exchange_pki::caller(&req);
         let span = tracing::info_span!("catalog", method, caller = tracing::field::Empty);
         let catalog = self.catalog.clone();
@@ -59,6 +66,7 @@ impl CatalogGrpc {
         }
         .instrument(span.clone())
         .await;
+        self.metrics.call(method, &result, began.elapsed().as_secs_f64());
         match result {
             Ok(resp) => Ok(Response::new(resp)),
             Err(err) => {

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use exchange_daemon::metrics::Render;
 use exchange_proto::v1::catalog_server::CatalogServer;
 use exchange_store::{KvStore, RocksStore};
 use tokio::sync::oneshot;
@@ -14,6 +15,7 @@ use tonic::transport::Server;
 use crate::config::CatalogConfig;
 use crate::db::{Db, TABLES};
 use crate::grpc::CatalogGrpc;
+use crate::metrics::CatalogMetrics;
 use crate::service::{Catalog, Settings};
 
 /// A running catalog.
@@ -27,6 +29,9 @@ pub struct RunningCatalog {
     stopping: tokio::sync::watch::Sender<bool>,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
     heartbeat: JoinHandle<()>,
+    /// The metrics listener's address, when `metrics_listen` is set.
+    pub metrics_addr: Option<SocketAddr>,
+    metrics_task: Option<JoinHandle<()>>,
 }
 
 impl RunningCatalog {
@@ -34,6 +39,9 @@ impl RunningCatalog {
     pub async fn stop(mut self) -> anyhow::Result<()> {
         self.stopping.send_replace(true);
         self.heartbeat.abort();
+        if let Some(task) = self.metrics_task.take() {
+            task.abort();
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -81,6 +89,16 @@ pub async fn start_with_store(config: CatalogConfig, store: Arc<dyn KvStore>) ->
     })
     .await
     .context("open catalog task")??;
+    let metrics = Arc::new(CatalogMetrics::new());
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => {
+            let (catalog, metrics) = (catalog.clone(), metrics.clone());
+            let at_start = catalog.log_size();
+            let render: Render = Arc::new(move || metrics.render(&catalog, at_start));
+            Some(exchange_daemon::metrics::start(addr, render, std::future::pending()).await?)
+        }
+        None => None,
+    };
 
     let listener =
         tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("listen on {}", config.listen))?;
@@ -100,7 +118,7 @@ pub async fn start_with_store(config: CatalogConfig, store: Arc<dyn KvStore>) ->
     let router = Server::builder()
         .add_service(health)
         .add_service(InterceptedService::new(reflection, exchange_pki::require_client_cert))
-        .add_service(CatalogServer::new(CatalogGrpc::new(catalog.clone(), stopping_rx)));
+        .add_service(CatalogServer::new(CatalogGrpc::new(catalog.clone(), stopping_rx, metrics)));
     let task = tokio::spawn(async move {
         router
             .serve_with_incoming_shutdown(exchange_daemon::accept_tls(listener, tls), async {
@@ -110,7 +128,11 @@ pub async fn start_with_store(config: CatalogConfig, store: Arc<dyn KvStore>) ->
     });
     let heartbeat = tokio::spawn(heartbeat(catalog.clone(), config.config_heartbeat));
     tracing::info!(%addr, "catalog serving");
-    Ok(RunningCatalog { addr, catalog, shutdown: Some(tx), stopping, task, heartbeat })
+    let (metrics_addr, metrics_task) = match metrics_listener {
+        Some(m) => (Some(m.addr), Some(m.task)),
+        None => (None, None),
+    };
+    Ok(RunningCatalog { addr, catalog, shutdown: Some(tx), stopping, task, heartbeat, metrics_addr, metrics_task })
 }
 
 /// Re-signs the configuration every `every` (see [`Catalog::heartbeat`]); a failure is

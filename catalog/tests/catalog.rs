@@ -77,6 +77,8 @@ impl Federation {
             log_origin: ORIGIN.into(),
             token_lifetime_secs: 120,
             config_heartbeat_secs: 1,
+            metrics_listen: None,
+            metrics_remote: false,
             tls: TlsSection {
                 ca_cert: "pki/ca.crt".into(),
                 cert: "pki/catalog.crt".into(),

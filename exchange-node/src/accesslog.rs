@@ -27,6 +27,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::db::ACCESS_LOG;
 use crate::error::NodeError;
+use crate::metrics::LogStats;
 
 /// Finishes an answer for its sequence number and returns the event to log.
 pub type Stamp = Box<dyn FnOnce(u64) -> AccessEvent + Send>;
@@ -53,6 +54,7 @@ pub struct AccessLog {
     written: Arc<Notify>,
     syncs: Arc<AtomicU64>,
     failing: Arc<AtomicBool>,
+    stats: LogStats,
 }
 
 impl AccessLog {
@@ -71,9 +73,11 @@ impl AccessLog {
         let written = Arc::new(Notify::new());
         let syncs = Arc::new(AtomicU64::new(0));
         let failing = Arc::new(AtomicBool::new(false));
+        let stats = LogStats::new();
         let writer = Writer {
             store,
             durability,
+            stats: stats.clone(),
             last: last.clone(),
             written: written.clone(),
             syncs: syncs.clone(),
@@ -91,7 +95,7 @@ impl AccessLog {
             let _stop = stop;
             std::future::pending::<()>().await
         });
-        (Self { tx, last_written: last, written, syncs, failing }, task)
+        (Self { tx, last_written: last, written, syncs, failing, stats }, task)
     }
 
     /// Whether the last durable write failed (every query is refused until one succeeds).
@@ -108,6 +112,11 @@ impl AccessLog {
     /// entries written since then whenever concurrent queries shared a sync.
     pub fn syncs(&self) -> u64 {
         self.syncs.load(Ordering::SeqCst)
+    }
+
+    /// The group commits' sync times and sizes (for the metrics listener).
+    pub fn stats(&self) -> &LogStats {
+        &self.stats
     }
 
     /// The last sequence written durably.
@@ -162,6 +171,7 @@ impl Drop for StopOnDrop {
 struct Writer {
     store: Arc<dyn KvStore>,
     durability: Durability,
+    stats: LogStats,
     last: Arc<AtomicU64>,
     written: Arc<Notify>,
     syncs: Arc<AtomicU64>,
@@ -204,8 +214,10 @@ impl Writer {
             batch.put(ACCESS_LOG, encode_u64(seq).to_vec(), event.encode_to_vec());
             replies.push((seq, reply));
         }
+        let began = std::time::Instant::now();
         match self.store.write(batch, self.durability) {
             Ok(()) => {
+                self.stats.group_written(replies.len(), began.elapsed().as_secs_f64());
                 self.failing.store(false, Ordering::SeqCst);
                 self.syncs.fetch_add(1, Ordering::SeqCst);
                 if let Some((seq, _)) = replies.last() {

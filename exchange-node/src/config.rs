@@ -14,6 +14,8 @@
 //! config_max_age_secs = 300                # default
 //! max_batch_items = 100                    # default
 //! access_log_sync = true                   # default; false only under exchange-bench
+//! metrics_listen = "127.0.0.1:9401"        # optional: Prometheus text at /metrics (plain HTTP)
+//! metrics_remote = false                   # default; true to allow a non-loopback metrics_listen
 //!
 //! [tls]
 //! ca_cert = "pki/ca.crt"
@@ -82,6 +84,14 @@ pub struct NodeConfigFile {
     /// unless [`BENCH_ENV`] is `1` in the daemon's environment (see [`check_access_log_sync`]).
     #[serde(default = "default_true")]
     pub access_log_sync: bool,
+    /// Where to serve the metrics (`GET /metrics`, Prometheus text format, plain HTTP);
+    /// unset: no metrics listener. A loopback address unless `metrics_remote` is true.
+    #[serde(default)]
+    pub metrics_listen: Option<String>,
+    /// Whether `metrics_listen` may be a non-loopback address (default `false`): set it only
+    /// where the network lets nobody but the monitoring reach that port.
+    #[serde(default)]
+    pub metrics_remote: bool,
     /// The datasets this node serves.
     #[serde(default)]
     pub datasets: Vec<DatasetSection>,
@@ -183,6 +193,8 @@ pub struct NodeConfig {
     /// Whether the access log's group writes are synced (always, but under the benchmark
     /// harness).
     pub access_log_sync: bool,
+    /// The metrics listener's address, if any.
+    pub metrics_listen: Option<SocketAddr>,
     /// Datasets served, in the catalog's shape (counts filled at publication).
     pub datasets: Vec<Dataset>,
 }
@@ -235,12 +247,15 @@ impl NodeConfig {
             config_max_age_secs,
             max_batch_items,
             access_log_sync,
+            metrics_listen,
+            metrics_remote,
             datasets,
         } = file;
         let dept_id = DeptId::parse(&dept_id).map_err(|e| anyhow::anyhow!("setting dept_id: {e}"))?;
         let listen: SocketAddr = listen
             .parse()
             .map_err(|_| anyhow::anyhow!("setting listen: {listen:?} is not an address like 127.0.0.1:7401"))?;
+        let metrics_listen = exchange_daemon::metrics::parse_listen(metrics_listen.as_deref(), metrics_remote)?;
         if !catalog_endpoint.starts_with("https://") {
             bail!("setting catalog_endpoint: must be an https:// address, e.g. https://127.0.0.1:7400");
         }
@@ -318,6 +333,7 @@ impl NodeConfig {
             config_max_age_ms: i64::try_from(config_max_age_secs).unwrap_or(300) * 1000,
             max_batch_items,
             access_log_sync,
+            metrics_listen,
             datasets: out,
         })
     }
@@ -348,6 +364,22 @@ mod tests {
         let unsynced: NodeConfigFile =
             toml::from_str(&format!("access_log_sync = false\n{MINIMAL}")).expect("with the switch");
         assert!(!unsynced.access_log_sync);
+    }
+
+    #[test]
+    fn the_metrics_listener_is_off_unless_configured() {
+        let file: NodeConfigFile = toml::from_str(MINIMAL).expect("minimal configuration");
+        assert_eq!((file.metrics_listen, file.metrics_remote), (None, false));
+        let on: NodeConfigFile =
+            toml::from_str(&format!("metrics_listen = \"0.0.0.0:9401\"\nmetrics_remote = true\n{MINIMAL}"))
+                .expect("with a metrics listener");
+        assert_eq!((on.metrics_listen.as_deref(), on.metrics_remote), (Some("0.0.0.0:9401"), true));
+        let err = NodeConfig::from_file(
+            toml::from_str(&format!("metrics_listen = \"0.0.0.0:9401\"\n{MINIMAL}")).expect("parsed"),
+            Path::new("/nonexistent"),
+        )
+        .expect_err("a wildcard metrics address without metrics_remote");
+        assert!(err.to_string().starts_with("setting metrics_listen: 0.0.0.0:9401 is not a loopback address"), "{err}");
     }
 
     #[test]

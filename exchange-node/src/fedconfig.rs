@@ -237,6 +237,11 @@ impl FedState {
         self.current().map(|s| now_ms.saturating_sub(s.issued_at_ms))
     }
 
+    /// The configuration age past which queries are refused, in ms.
+    pub fn max_age_ms(&self) -> i64 {
+        self.max_age_ms
+    }
+
     /// The current snapshot, refused when missing or older than the maximum age.
     pub fn fresh(&self, now_ms: i64) -> Result<Arc<Snapshot>, NodeError> {
         let stale = |message: String| NodeError::Unavailable { reason: ReasonCode::ConfigStale, message };

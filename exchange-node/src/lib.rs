@@ -6,7 +6,7 @@
 //! The crate is cut as the architecture asks: [`query`] is the one pipeline every query
 //! form runs (no tonic), [`service`] the node's state and shared steps, [`data`] the
 //! provider-side changes, [`authorize`] the gate every call and every query item passes, [`grpc`] the thin adapter, [`db`] the tables over the `exchange-store` trait,
-//! [`accesslog`] the group-committing log writer, [`matchlimit`] the bound on match tries, [`fedconfig`] the verified federation
+//! [`accesslog`] the group-committing log writer, [`matchlimit`] the bound on match tries, [`metrics`] what the metrics listener shows, [`fedconfig`] the verified federation
 //! configuration, [`shipper`] the log shipper, [`config`] the two-stage configuration and
 //! [`server`] the daemon.
 
@@ -21,6 +21,7 @@ pub mod fedconfig;
 pub mod grpc;
 pub mod health;
 pub mod matchlimit;
+pub mod metrics;
 pub mod query;
 pub mod server;
 pub mod service;

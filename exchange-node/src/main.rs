@@ -69,13 +69,12 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    exchange_daemon::init();
+    exchange_daemon::init()?;
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config } => {
             let config = NodeConfig::load(&config)?;
             let running = exchange_node::server::start(config).await?;
-            println!("node listening on {}", running.addr);
             exchange_daemon::shutdown_signal().await;
             tracing::info!("shutting down");
             running.stop().await

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use exchange_daemon::metrics::Render;
 use exchange_pki::PinnedClientTls;
 use exchange_proto::v1::node_server::NodeServer;
 use exchange_store::{Durability, KvStore, RocksStore};
@@ -18,6 +19,7 @@ use crate::config::NodeConfig;
 use crate::db::{Db, META_LAST_SHIPPED, TABLES};
 use crate::fedconfig::{FedState, Watcher};
 use crate::grpc::NodeGrpc;
+use crate::metrics::NodeMetrics;
 use crate::service::{Node, NodeSettings};
 use crate::shipper::{Shipper, ShipperStatus};
 
@@ -28,6 +30,8 @@ pub struct RunningNode {
     pub addr: SocketAddr,
     /// The node.
     pub node: Arc<Node>,
+    /// The metrics listener's address, when `metrics_listen` is set.
+    pub metrics_addr: Option<SocketAddr>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
     background: Vec<JoinHandle<()>>,
@@ -141,6 +145,15 @@ pub async fn start_with_store(config: NodeConfig, store: Arc<dyn KvStore>) -> an
         status.clone(),
         writer,
     ));
+    let metrics = Arc::new(NodeMetrics::new(&log));
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => {
+            let (node, metrics) = (node.clone(), metrics.clone());
+            let render: Render = Arc::new(move || metrics.render(&node));
+            Some(exchange_daemon::metrics::start(addr, render, std::future::pending()).await?)
+        }
+        None => None,
+    };
 
     let publisher = {
         let node = node.clone();
@@ -177,7 +190,7 @@ pub async fn start_with_store(config: NodeConfig, store: Arc<dyn KvStore>) -> an
     let router = Server::builder()
         .add_service(health)
         .add_service(InterceptedService::new(reflection, exchange_pki::require_client_cert))
-        .add_service(NodeServer::new(NodeGrpc::new(node.clone(), backups)));
+        .add_service(NodeServer::new(NodeGrpc::new(node.clone(), metrics, backups)));
     let task = tokio::spawn(async move {
         router
             .serve_with_incoming_shutdown(exchange_daemon::accept_tls(listener, tls), async {
@@ -186,11 +199,10 @@ pub async fn start_with_store(config: NodeConfig, store: Arc<dyn KvStore>) -> an
             .await
     });
     tracing::info!(%addr, dept = %config.dept_id, "node serving");
-    Ok(RunningNode {
-        addr,
-        node,
-        shutdown: Some(tx),
-        task,
-        background: vec![log_task, watch_task, ship_task, health_task],
-    })
+    let mut background = vec![log_task, watch_task, ship_task, health_task];
+    let metrics_addr = metrics_listener.map(|m| {
+        background.push(m.task);
+        m.addr
+    });
+    Ok(RunningNode { addr, node, metrics_addr, shutdown: Some(tx), task, background })
 }

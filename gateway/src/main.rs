@@ -52,7 +52,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(path: PathBuf) -> anyhow::Result<()> {
-    exchange_daemon::init();
+    exchange_daemon::init()?;
     let config = GatewayConfig::load(&path)?;
     let profile = Profile::load(&config.profile)?;
     let client = ExchangeClient::connect(profile.client_config()?).await.context("connect to the federation")?;

@@ -14,7 +14,8 @@
 //! The folder it writes is the layout an operator would deploy, in miniature:
 //! `pki/` (federation CA and a certificate per member), `keys/`, `catalog.toml`,
 //! `<dept>.toml` per node, `profiles/<dept>.toml` for the `exchange` command line,
-//! `<name>-data/` RocksDB directories and `logs/<name>.log` with each daemon's output.
+//! `<name>-data/` RocksDB directories and `logs/<name>.log` with each daemon's output. Each
+//! daemon also serves its metrics on a loopback port of its own ([`Localnet::metrics_addr`]).
 
 pub mod data;
 
@@ -136,6 +137,7 @@ pub struct Localnet {
     catalog_endpoint: String,
     catalog_key: VerifyingKey,
     ports: BTreeMap<String, u16>,
+    metrics_ports: BTreeMap<String, u16>,
     processes: BTreeMap<String, Child>,
 }
 
@@ -225,12 +227,16 @@ impl Localnet {
         let catalog_port = free_port()?;
         ports.insert(CATALOG.to_string(), catalog_port);
         let catalog_endpoint = format!("https://localhost:{catalog_port}");
+        let mut metrics_ports = BTreeMap::new();
+        let catalog_metrics = free_port()?;
+        metrics_ports.insert(CATALOG.to_string(), catalog_metrics);
         let operator = &options.operator;
         write(
             &dir.join("catalog.toml"),
             &format!(
                 "catalog_id = \"{CATALOG_ID}\"\nlisten = \"127.0.0.1:{catalog_port}\"\ndata_dir = \"catalog-data\"\n\
                  log_origin = \"{LOG_ORIGIN}\"\ntoken_lifetime_secs = {}\nconfig_heartbeat_secs = {}\n\
+                 metrics_listen = \"127.0.0.1:{catalog_metrics}\"\n\
                  signing_key = \"keys/catalog-signing.pem\"\n\
                  subject_digest_key = \"keys/subject-digest.key\"\n\n[tls]\nca_cert = \"pki/ca.crt\"\n\
                  cert = \"pki/{CATALOG_ID}.crt\"\nkey = \"pki/{CATALOG_ID}.key\"\n\n[[bootstrap_members]]\n\
@@ -254,7 +260,8 @@ impl Localnet {
             )?;
         }
 
-        let mut net = Localnet { options, catalog_endpoint, catalog_key, ports, processes: BTreeMap::new() };
+        let mut net =
+            Localnet { options, catalog_endpoint, catalog_key, ports, metrics_ports, processes: BTreeMap::new() };
         net.spawn(CATALOG)?;
         let ops = net.wait_for_catalog().await?;
 
@@ -293,8 +300,10 @@ impl Localnet {
         }
         for member in net.options.members.clone() {
             let Some((port, key)) = node_keys.remove(&member.dept_id) else { continue };
-            net.write_node_config(&member, port, &key)?;
+            let metrics_port = free_port()?;
+            net.write_node_config(&member, port, metrics_port, &key)?;
             net.ports.insert(member.dept_id.clone(), port);
+            net.metrics_ports.insert(member.dept_id.clone(), metrics_port);
             net.spawn(&member.dept_id)?;
         }
         for member in net.options.members.clone() {
@@ -305,14 +314,20 @@ impl Localnet {
         Ok(net)
     }
 
-    fn write_node_config(&self, member: &MemberSpec, port: u16, key: &SigningKey) -> anyhow::Result<()> {
+    fn write_node_config(
+        &self,
+        member: &MemberSpec,
+        port: u16,
+        metrics_port: u16,
+        key: &SigningKey,
+    ) -> anyhow::Result<()> {
         let dept = &member.dept_id;
         let dir = &self.options.dir;
         write_signing_key(&dir.join(format!("keys/{dept}-signing.pem")), key).map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut text = format!(
             "dept_id = \"{dept}\"\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{dept}-data\"\n\
              catalog_endpoint = \"{}\"\ncatalog_server_name = \"localhost\"\ncatalog_id = \"{CATALOG_ID}\"\nsigning_key = \"keys/{dept}-signing.pem\"\n\
-             catalog_public_key = \"{}\"\nconfig_max_age_secs = {}\n\n[tls]\nca_cert = \"pki/ca.crt\"\n\
+             catalog_public_key = \"{}\"\nconfig_max_age_secs = {}\nmetrics_listen = \"127.0.0.1:{metrics_port}\"\n\n[tls]\nca_cert = \"pki/ca.crt\"\n\
              cert = \"pki/{dept}.crt\"\nkey = \"pki/{dept}.key\"\n",
             self.catalog_endpoint,
             hex::encode(self.catalog_key.as_bytes()),
@@ -522,6 +537,11 @@ impl Localnet {
     /// A daemon's loopback port.
     pub fn port(&self, name: &str) -> Option<u16> {
         self.ports.get(name).copied()
+    }
+
+    /// A daemon's metrics address on loopback (`GET /metrics`, Prometheus text format).
+    pub fn metrics_addr(&self, name: &str) -> Option<std::net::SocketAddr> {
+        self.metrics_ports.get(name).map(|port| std::net::SocketAddr::from(([127, 0, 0, 1], *port)))
     }
 
     /// The certificate files of a member.

@@ -80,8 +80,12 @@ if name != "catalog":
           "node.toml serves datasets of its own department")
 
 port = int(config.get("listen", ":0").rsplit(":", 1)[1])
+metrics_port = int(config.get("metrics_listen", ":0").rsplit(":", 1)[1])
+check(metrics_port == 9400 and config.get("metrics_remote") is True,
+      "the metrics listener is on the pod's address, port 9400, declared remote")
 ports = [p["containerPort"] for p in container.get("ports", [])]
-check(ports == [port], f"the container port is the configuration's listen port ({ports} vs {port})")
+check(ports == [port, metrics_port],
+      f"the container ports are the configuration's listen and metrics ports ({ports} vs {port}, {metrics_port})")
 
 env = {e["name"]: e.get("value") for e in container.get("env", [])}
 env_maps = [r["configMapRef"]["name"] for r in container.get("envFrom", []) if "configMapRef" in r]
@@ -123,8 +127,11 @@ for policy in policies:
           "the NetworkPolicy selects the pod")
     check(sorted(spec.get("policyTypes", [])) == ["Egress", "Ingress"], "the NetworkPolicy governs both directions")
     ingress = [(p.get("protocol", "TCP"), p.get("port")) for r in spec.get("ingress", []) for p in r.get("ports", [])]
-    check(ingress == [("TCP", port)] and all(r.get("ports") for r in spec.get("ingress", [])),
-          f"ingress admits only the daemon's port {port}/TCP ({ingress})")
+    check(ingress == [("TCP", port), ("TCP", metrics_port)] and all(r.get("ports") for r in spec.get("ingress", [])),
+          f"ingress admits only the daemon's port {port}/TCP and its metrics port ({ingress})")
+    monitoring = [r.get("from") for r in spec.get("ingress", []) if any(p.get("port") == metrics_port for p in r["ports"])]
+    check(monitoring == [[{"namespaceSelector": {"matchLabels": {"exchange.gov.sz/monitoring": "true"}}}]],
+          f"the metrics port only from the monitoring namespace ({monitoring})")
     allowed_out = set() if name == "catalog" else {("TCP", 7400), ("UDP", 53), ("TCP", 53)}
     egress = {(p.get("protocol", "TCP"), p.get("port")) for r in spec.get("egress", []) for p in r.get("ports", [])}
     check(egress == allowed_out and all(r.get("ports") for r in spec.get("egress", [])),

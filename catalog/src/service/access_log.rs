@@ -193,6 +193,11 @@ impl Catalog {
         Ok(())
     }
 
+    /// The central log's committed size (its tree size), read without signing a head.
+    pub fn log_size(&self) -> u64 {
+        self.log.size()
+    }
+
     /// The signed tree head.
     pub fn tree_head(&self) -> Result<(u64, Vec<u8>, String, String)> {
         let (size, root, note) = self.log.tree_head(&self.db, &self.note_signer)?;

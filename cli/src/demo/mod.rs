@@ -65,6 +65,11 @@ async fn start(opts: &DemoOptions) -> anyhow::Result<(Localnet, BTreeMap<&'stati
         net.catalog_endpoint(),
         hex::encode(net.catalog_key().as_bytes())
     );
+    for name in std::iter::once(exchange_localnet::CATALOG.to_string()).chain(net.nodes()) {
+        if let Some(addr) = net.metrics_addr(&name) {
+            println!("   metrics of {name:<12} http://{addr}/metrics (Prometheus text format, loopback only)");
+        }
+    }
     let mut clients = BTreeMap::new();
     for dept in [OPS, PSB, AMR, PNR, HCB, GSC, AUDIT] {
         clients.insert(dept, net.client(dept).await?);

@@ -65,6 +65,7 @@ impl Federation {
             log_origin: ORIGIN.into(),
             token_lifetime_secs: 300,
             config_heartbeat: std::time::Duration::from_secs(5),
+            metrics_listen: None,
             tls,
             signing_key: signing_key.clone(),
             subject_digest_key: [7; 32],

@@ -205,6 +205,16 @@ async fn identifiers_in_trace_ids_and_reasons_never_reach_the_log() {
     assert!(screened.iter().all(|e| e.outcome == Outcome::Refused as i32 && e.requester == HCB));
     assert_eq!(screened[0].trace_id, WITHHELD);
     assert_eq!((screened[1].trace_id.as_str(), screened[1].reason.as_str()), ("screen-reason", WITHHELD));
+    // Nor the node's own log: the call's span carries a trace id only once it is screened,
+    // while the clean trace id of the second refusal is on its log line.
+    let daemon_log = std::fs::read_to_string(fed.net.log_path(PSB)).must("the node's log");
+    for id in [&landlord_id, &credit_code] {
+        assert!(!daemon_log.contains(id.as_str()), "identifier in clear in the node's log");
+    }
+    assert!(
+        daemon_log.lines().any(|l| l.contains("trace_id=\"screen-reason\"") && l.contains("refused")),
+        "the refusal is logged under its trace id:\n{daemon_log}"
+    );
 }
 
 fn list(holder: &str, fields: &[&str], token: &str, purpose: &str, trace: &str) -> NodeQuery {
