@@ -4,7 +4,8 @@
 //!
 //! The crate is cut as the architecture asks: [`service`] holds the handlers (plain methods,
 //! no tonic), [`grpc`] the thin adapter, [`db`] and [`log`] the storage over the
-//! `exchange-store` trait, [`config`] the two-stage configuration, [`server`] the daemon.
+//! `exchange-store` trait, [`config`] the two-stage configuration, [`keys`] the signing keys
+//! (one per purpose) and [`keyring`] their directory and rotation steps, [`server`] the daemon.
 //! The central log's rules sit in their own modules: [`visibility`] (who reads which entry),
 //! [`append`] (what a node may append) and [`screen`] (no subject id in clear in its text).
 
@@ -13,6 +14,8 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod grpc;
+pub mod keyring;
+pub mod keys;
 pub mod log;
 pub mod screen;
 pub mod server;
