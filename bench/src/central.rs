@@ -146,8 +146,8 @@ pub fn central_log(dir: &Path, sizes: &[u64]) -> anyhow::Result<CentralLog> {
     let db = Db::new(Arc::new(store));
     let settings = Settings { catalog_id: CATALOG_ID.into(), log_origin: LOG_ORIGIN.into(), token_lifetime_secs: 300 };
     let mut rng = rand::rng();
-    let key = ed25519_dalek::SigningKey::from_bytes(&rng.random());
-    let catalog = Catalog::open(db.clone(), settings, key, rng.random()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let keys = exchange_catalog::keys::CatalogKeys::random();
+    let catalog = Catalog::open(db.clone(), settings, keys, rng.random()).map_err(|e| anyhow::anyhow!("{e}"))?;
     catalog
         .bootstrap_member(Member {
             dept_id: PSB.into(),

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use exchange_core::checkpoint::{Checkpoint, NoteSigner, open_checkpoint};
+use exchange_core::checkpoint::{Checkpoint, NoteSigner, NoteVerifier, open_checkpoint};
 use exchange_daemon::backup::{self, CatalogState, Manifest, State};
 use exchange_proto::v1::{BackupResponse, ReasonCode, Role};
 use exchange_store::RocksStore;
@@ -38,7 +38,7 @@ impl Catalog {
         caller.require(Role::Operator)?;
         let path = Path::new(dir);
         backup::check_new_backup_dir(path).map_err(|e| CatalogError::bad_request("dir", e))?;
-        let signer = self.note_signer().clone();
+        let signer = self.signers().checkpoint.clone();
         let origin = self.settings().log_origin.clone();
         let manifest =
             backup::make_backup(self.db().store().as_ref(), path, "catalog", &self.settings().catalog_id, |data| {
@@ -60,13 +60,27 @@ pub fn restore(
     catalog_id: &str,
     origin: &str,
     signer: &NoteSigner,
+    verifiers: &[NoteVerifier],
 ) -> anyhow::Result<Manifest> {
     backup::restore(from, data_dir, "catalog", catalog_id, |copy, recorded| {
         let State::Catalog(recorded) = recorded else {
             anyhow::bail!("the manifest records a node's state, not a catalog's");
         };
-        let head: Checkpoint = open_checkpoint(&recorded.checkpoint, &signer.verifier())
-            .map_err(|e| anyhow::anyhow!("the manifest's tree head is not this catalog's signed head: {e}"))?;
+        // Signed with the checkpoint key in force, or one published beside it (a rotation
+        // since the backup).
+        let mut head: Option<Checkpoint> = None;
+        let mut refusal = String::new();
+        for verifier in std::iter::once(signer.verifier()).chain(verifiers.iter().cloned()) {
+            match open_checkpoint(&recorded.checkpoint, &verifier) {
+                Ok(h) => {
+                    head = Some(h);
+                    break;
+                }
+                Err(e) => refusal = e.to_string(),
+            }
+        }
+        let head = head
+            .ok_or_else(|| anyhow::anyhow!("the manifest's tree head is not this catalog's signed head: {refusal}"))?;
         if head.size() != recorded.tree_size || head.root().to_hex() != recorded.root {
             anyhow::bail!("the manifest's signed tree head does not name the size and root the manifest records");
         }

@@ -7,11 +7,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
-use ed25519_dalek::SigningKey;
 use exchange_core::ident::DeptId;
 use exchange_pki::{LoadedIdentity, TlsFiles};
 use exchange_proto::v1::{Member, Role};
 use serde::Deserialize;
+
+use crate::keys::CatalogKeys;
 
 /// Default consent-token lifetime: five minutes.
 pub const DEFAULT_TOKEN_LIFETIME_SECS: u64 = 300;
@@ -46,9 +47,10 @@ pub struct CatalogConfigFile {
     pub metrics_remote: bool,
     /// TLS files.
     pub tls: TlsSection,
-    /// The catalog's Ed25519 signing key (PKCS#8 PEM): signs the configuration, consent
-    /// tokens and tree heads.
-    pub signing_key: PathBuf,
+    /// The directory of the catalog's signing keys, one per purpose (configurations, consent
+    /// tokens, checkpoints) with their next and previous keys: see [`crate::keyring`]
+    /// (`exchange-catalog keygen` creates it, `exchange-catalog keys` rotates).
+    pub keys_dir: PathBuf,
     /// The federation's subject digest key: 64 hex characters (32 bytes).
     pub subject_digest_key: PathBuf,
     /// Members ensured at start (typically the first operator); existing ones are untouched.
@@ -109,8 +111,10 @@ pub struct CatalogConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// TLS identity.
     pub tls: LoadedIdentity,
-    /// Signing key.
-    pub signing_key: SigningKey,
+    /// The key directory.
+    pub keys_dir: PathBuf,
+    /// The signing keys, one per purpose, and the published ones.
+    pub keys: CatalogKeys,
     /// Subject digest key.
     pub subject_digest_key: [u8; 32],
     /// Bootstrap members.
@@ -156,7 +160,7 @@ impl CatalogConfig {
             metrics_listen,
             metrics_remote,
             tls,
-            signing_key,
+            keys_dir,
             subject_digest_key,
             bootstrap_members,
         } = file;
@@ -184,7 +188,8 @@ impl CatalogConfig {
             key: resolve(base, &tls.key),
         };
         let tls = tls_files.load().map_err(|e| anyhow::anyhow!("setting tls: {e}"))?;
-        let signing_key = read_signing_key(&resolve(base, &signing_key)).context("setting signing_key")?;
+        let keys_dir = resolve(base, &keys_dir);
+        let keys = crate::keyring::load(&keys_dir).map_err(|e| anyhow::anyhow!("setting keys_dir: {e}"))?;
         let subject_digest_key =
             read_hex_key(&resolve(base, &subject_digest_key)).context("setting subject_digest_key")?;
         let mut members = Vec::new();
@@ -230,7 +235,8 @@ impl CatalogConfig {
             config_heartbeat: std::time::Duration::from_secs(config_heartbeat_secs),
             metrics_listen,
             tls,
-            signing_key,
+            keys_dir,
+            keys,
             subject_digest_key,
             bootstrap_members: members,
         })

@@ -4,8 +4,9 @@
 //!
 //! The crate is cut as the architecture asks: [`service`] holds the handlers (plain methods,
 //! no tonic), [`grpc`] the thin adapter, [`db`] and [`log`] the storage over the
-//! `exchange-store` trait, [`config`] the two-stage configuration, [`server`] the daemon, [`metrics`] what its
-//! metrics listener shows.
+//! `exchange-store` trait, [`config`] the two-stage configuration, [`keys`] the signing keys
+//! (one per purpose) and [`keyring`] their directory and rotation steps, [`server`] the daemon,
+//! [`metrics`] what its metrics listener shows.
 //! The central log's rules sit in their own modules: [`visibility`] (who reads which entry),
 //! [`append`] (what a node may append) and [`screen`] (no subject id in clear in its text).
 
@@ -15,6 +16,8 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod grpc;
+pub mod keyring;
+pub mod keys;
 pub mod log;
 pub mod metrics;
 pub mod screen;

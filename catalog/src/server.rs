@@ -74,11 +74,11 @@ pub async fn start_with_store(config: CatalogConfig, store: Arc<dyn KvStore>) ->
         log_origin: config.log_origin.clone(),
         token_lifetime_secs: config.token_lifetime_secs,
     };
-    let signing_key = config.signing_key.clone();
+    let keys = config.keys.clone();
     let digest_key = config.subject_digest_key;
     let members = config.bootstrap_members.clone();
     let catalog = tokio::task::spawn_blocking(move || -> anyhow::Result<Arc<Catalog>> {
-        let catalog = Catalog::open(db, settings, signing_key, digest_key).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let catalog = Catalog::open(db, settings, keys, digest_key).map_err(|e| anyhow::anyhow!("{e}"))?;
         for m in members {
             let id = m.dept_id.clone();
             if catalog.bootstrap_member(m).map_err(|e| anyhow::anyhow!("bootstrap member {id}: {e}"))? {

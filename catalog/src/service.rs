@@ -9,18 +9,17 @@
 //! publication, and the validators of request fields that several areas share.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use ed25519_dalek::{SigningKey, VerifyingKey};
-use exchange_core::checkpoint::NoteSigner;
+use ed25519_dalek::VerifyingKey;
 use exchange_core::digest::SubjectDigester;
-use exchange_core::token::TokenIssuer;
 use exchange_proto::v1::{Member, Role, SignedFederationConfig};
 use tokio::sync::watch;
 
 use crate::db::Db;
 use crate::error::{CatalogError, Result};
+use crate::keys::{CatalogKeys, Signers};
 use crate::log::AccessLog;
 
 mod access_log;
@@ -109,9 +108,8 @@ pub struct Catalog {
     log: AccessLog,
     writer: Mutex<()>,
     settings: Settings,
-    signing_key: SigningKey,
-    note_signer: NoteSigner,
-    token_issuer: TokenIssuer,
+    /// The keys and what signs with them, swapped whole by [`Catalog::reload_keys`].
+    signers: RwLock<Arc<Signers>>,
     digest_key: [u8; 32],
     digester: SubjectDigester,
     config_tx: watch::Sender<Arc<SignedFederationConfig>>,
@@ -128,23 +126,19 @@ impl std::fmt::Debug for Catalog {
     }
 }
 impl Catalog {
-    /// Builds the catalog over `db`, publishing a first configuration version.
-    pub fn open(db: Db, settings: Settings, signing_key: SigningKey, digest_key: [u8; 32]) -> Result<Arc<Self>> {
+    /// Builds the catalog over `db`, publishing a configuration version (with the keys in
+    /// force: a start after a key change publishes the change).
+    pub fn open(db: Db, settings: Settings, keys: CatalogKeys, digest_key: [u8; 32]) -> Result<Arc<Self>> {
         let log = AccessLog::open(&db, settings.log_origin.clone())?;
-        let note_signer = NoteSigner::new(settings.log_origin.clone(), signing_key.clone())
-            .map_err(|e| CatalogError::Internal(format!("log origin cannot name a note key: {e}")))?;
-        let token_issuer = TokenIssuer::new(settings.log_origin.clone(), &signing_key)
-            .map_err(|e| CatalogError::Internal(format!("token issuer: {e}")))?;
+        let signers = Signers::new(&settings.log_origin, keys).map_err(CatalogError::Internal)?;
         let (config_tx, _) = watch::channel(Arc::new(SignedFederationConfig::default()));
         let catalog = Arc::new(Self {
             log,
             writer: Mutex::new(()),
             settings,
-            note_signer,
-            token_issuer,
+            signers: RwLock::new(Arc::new(signers)),
             digester: SubjectDigester::new(digest_key),
             digest_key,
-            signing_key,
             config_tx,
             refused_appends: Mutex::new(HashMap::new()),
             stream_resets: watch::channel(BTreeMap::new()).0,
@@ -173,13 +167,34 @@ impl Catalog {
         &self.db
     }
 
-    /// The signer of the log's checkpoints.
-    pub(crate) fn note_signer(&self) -> &NoteSigner {
-        &self.note_signer
+    /// The public key that signs federation configurations now.
+    pub fn public_key(&self) -> VerifyingKey {
+        self.signers().config_public()
     }
 
-    /// The catalog's public signing key.
-    pub fn public_key(&self) -> VerifyingKey {
-        self.signing_key.verifying_key()
+    /// The keys in force and what signs with them.
+    pub fn signers(&self) -> Arc<Signers> {
+        self.signers.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Takes `keys` as the keys in force (an operator's rotation step, read from the key
+    /// directory on SIGHUP) and publishes a configuration listing them, signed with the
+    /// configuration key now in force; the change is an administrative entry of the central
+    /// log. Nothing changes when the keys do not load into signers.
+    pub fn reload_keys(&self, keys: CatalogKeys) -> Result<()> {
+        let signers = Signers::new(&self.settings.log_origin, keys).map_err(CatalogError::Internal)?;
+        let ids: Vec<String> = signers
+            .keys
+            .catalog_keys()
+            .iter()
+            .map(|k| {
+                format!("{}:{}{}", crate::keys::purpose_name(k.purpose()), k.key_id, if k.signing { "*" } else { "" })
+            })
+            .collect();
+        let _w = self.lock();
+        *self.signers.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(signers);
+        let catalog_id = self.settings.catalog_id.clone();
+        let event = self.admin_event(&catalog_id, "catalog.keys", "", "", &ids.join(" "));
+        self.mutate(vec![event], true, |_| Ok(()))
     }
 }

@@ -43,6 +43,8 @@ const POPULATION: &str = r#"{
 struct Federation {
     dir: tempfile::TempDir,
     catalog_key: VerifyingKey,
+    token_key: VerifyingKey,
+    checkpoint_key: VerifyingKey,
     /// Each department's certificate fingerprint (members are registered with it).
     fingerprints: std::collections::BTreeMap<String, [u8; 32]>,
 }
@@ -63,10 +65,20 @@ impl Federation {
             fingerprints.insert(dept.to_string(), cert.fingerprint);
         }
         let key = SigningKey::from_bytes(&[42; 32]);
-        write_signing_key(&dir.path().join("keys/catalog-signing.pem"), &key).expect("signing key");
+        write_signing_key(&dir.path().join("keys/configuration.pem"), &key).expect("signing key");
+        let token = SigningKey::from_bytes(&[43; 32]);
+        write_signing_key(&dir.path().join("keys/token.pem"), &token).expect("token key");
+        let checkpoint = SigningKey::from_bytes(&[44; 32]);
+        write_signing_key(&dir.path().join("keys/checkpoint.pem"), &checkpoint).expect("checkpoint key");
         write_secret(&dir.path().join("keys/subject-digest.key"), hex::encode([7u8; 32]).as_bytes())
             .expect("digest key");
-        Self { catalog_key: key.verifying_key(), dir, fingerprints }
+        Self {
+            catalog_key: key.verifying_key(),
+            token_key: token.verifying_key(),
+            checkpoint_key: checkpoint.verifying_key(),
+            dir,
+            fingerprints,
+        }
     }
 
     fn config(&self) -> CatalogConfig {
@@ -84,7 +96,7 @@ impl Federation {
                 cert: "pki/catalog.crt".into(),
                 key: "pki/catalog.key".into(),
             },
-            signing_key: "keys/catalog-signing.pem".into(),
+            keys_dir: "keys".into(),
             subject_digest_key: "keys/subject-digest.key".into(),
             bootstrap_members: vec![exchange_catalog::config::BootstrapMember {
                 dept_id: OPERATOR.into(),
@@ -354,7 +366,7 @@ async fn the_catalog_end_to_end() {
     let err = psb.issue_consent_token(token_req.clone()).await.expect_err("not the requester");
     assert_eq!(err.code(), Code::PermissionDenied);
     let token = hcb.issue_consent_token(token_req.clone()).await.expect("token").into_inner();
-    let verifier = TokenVerifier::new(ORIGIN, &[fed.catalog_key]);
+    let verifier = TokenVerifier::new(ORIGIN, &[fed.token_key]);
     let verified = verifier
         .verify(
             &token.token,
@@ -463,7 +475,7 @@ async fn the_catalog_end_to_end() {
 
     // The central log: appends idempotent by sequence, gaps refused, proofs verify.
     let head0 = auditor.get_tree_head(GetTreeHeadRequest {}).await.expect("head").into_inner();
-    let vkey = NoteVerifier::new(ORIGIN, fed.catalog_key).expect("verifier");
+    let vkey = NoteVerifier::new(ORIGIN, fed.checkpoint_key).expect("verifier");
     let cp0 = open_checkpoint(&head0.checkpoint, &vkey).expect("signed head");
     assert_eq!(cp0.size(), head0.size);
     assert!(head0.size > 10, "administrative acts are logged: {}", head0.size);

@@ -67,7 +67,11 @@ pub async fn show_config(client: &ExchangeClient, out: Out) -> anyhow::Result<()
         "issued_at": render::time(c.issued_at_unix_ms),
         "signature": "verified",
         "log_origin": c.log_origin,
-        "catalog_keys": c.catalog_keys.iter().map(|k| k.key_id.clone()).collect::<Vec<_>>(),
+        "catalog_keys": c.catalog_keys.iter().map(|k| json!({
+            "key_id": k.key_id,
+            "purpose": KeyPurpose::try_from(k.purpose).map(|p| p.as_str_name()).unwrap_or("KEY_PURPOSE_UNKNOWN"),
+            "signing": k.signing,
+        })).collect::<Vec<_>>(),
         "members": c.members.iter().map(|m| json!({
             "dept_id": m.dept_id,
             "endpoint": m.endpoint,
@@ -122,9 +126,18 @@ pub enum MemberCommand {
         /// New node endpoint.
         #[arg(long)]
         endpoint: Option<String>,
-        /// New node key.
+        /// The node's new signing key (a rotation's switch: the key it replaces stays
+        /// published until retired).
         #[arg(long, value_name = "HEX|FILE")]
         node_key: Option<String>,
+        /// Publish the node's next key: its answers verify under it before it signs with it
+        /// (a rotation's first step).
+        #[arg(long, value_name = "HEX|FILE")]
+        publish_node_key: Option<String>,
+        /// Retire a published node key: answers signed with it are refused from then on (a
+        /// rotation's last step).
+        #[arg(long, value_name = "HEX|FILE")]
+        retire_node_key: Option<String>,
         /// Replace the accepted certificate fingerprints with these.
         #[arg(long, value_name = "HEX")]
         cert_fingerprint: Vec<String>,
@@ -180,6 +193,8 @@ pub async fn member(client: &ExchangeClient, command: MemberCommand, out: Out) -
             name,
             endpoint,
             node_key: key,
+            publish_node_key,
+            retire_node_key,
             cert_fingerprint,
             replace_fingerprints,
             role: roles,
@@ -189,6 +204,8 @@ pub async fn member(client: &ExchangeClient, command: MemberCommand, out: Out) -
                 name: name.unwrap_or_default(),
                 endpoint: endpoint.unwrap_or_default(),
                 node_signing_key: node_key(key)?,
+                publish_node_key: node_key(publish_node_key)?,
+                retire_node_key: node_key(retire_node_key)?,
                 replace_cert_fingerprints: replace_fingerprints || !cert_fingerprint.is_empty(),
                 cert_fingerprints: fingerprints(&cert_fingerprint)?,
                 roles: list(&roles).iter().map(|r| role(r)).collect::<anyhow::Result<_>>()?,

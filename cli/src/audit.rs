@@ -217,8 +217,7 @@ pub async fn run(
                         Some(v) => verify_tree_head(&note, v)?,
                         None => {
                             let view = client.federation().await?;
-                            let v = exchange_client_sdk::log::log_verifier(view.log_origin(), client.catalog_key())?;
-                            verify_tree_head(&note, &v)?
+                            exchange_client_sdk::log::verify_tree_head_by_any(&note, &view.log_verifiers()?)?
                         }
                     };
                     if old.size() != old_size {

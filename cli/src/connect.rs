@@ -15,8 +15,9 @@ use exchange_pki::TlsFiles;
 #[derive(Args, Debug, Clone)]
 #[command(next_help_heading = "Connection (flags, EXCHANGE_* variables or a --profile file)")]
 pub struct Conn {
-    /// A TOML profile holding any of: catalog, catalog_name, catalog_id, catalog_key, ca, cert, key,
-    /// log_key, timeout_secs (paths relative to the profile's directory).
+    /// A TOML profile holding any of: catalog, catalog_name, catalog_id, catalog_key,
+    /// catalog_next_key, ca, cert, key, log_key, timeout_secs (paths relative to the
+    /// profile's directory).
     #[arg(long, global = true, env = "EXCHANGE_PROFILE", value_name = "FILE")]
     profile: Option<PathBuf>,
     /// The catalog's address.
@@ -32,6 +33,10 @@ pub struct Conn {
     /// in hex or PEM.
     #[arg(long, global = true, env = "EXCHANGE_CATALOG_KEY", value_name = "HEX|FILE")]
     catalog_key: Option<String>,
+    /// The catalog's next configuration key, pinned beside the current one (hex or a file):
+    /// see the runbook's "Rotating the catalog's keys".
+    #[arg(long, global = true, env = "EXCHANGE_CATALOG_NEXT_KEY", value_name = "HEX|FILE")]
+    catalog_next_key: Option<String>,
     /// The federation CA certificate (PEM).
     #[arg(long, global = true, env = "EXCHANGE_CA", value_name = "FILE")]
     ca: Option<PathBuf>,
@@ -41,8 +46,8 @@ pub struct Conn {
     /// Your department's private key (PEM).
     #[arg(long, global = true, env = "EXCHANGE_KEY", value_name = "FILE")]
     key: Option<PathBuf>,
-    /// The access log's note verifier key (`<origin>+<keyid>+<key>`); default: the pinned
-    /// catalog key under the log origin of the federation configuration.
+    /// The access log's note verifier key (`<origin>+<keyid>+<key>`); default: the
+    /// checkpoint keys the verified federation configuration lists, under its log origin.
     #[arg(long, global = true, env = "EXCHANGE_LOG_KEY", value_name = "VKEY")]
     log_key: Option<String>,
     /// Deadline of each call, in seconds (default 10).
@@ -63,6 +68,7 @@ impl Conn {
             catalog_name: self.catalog_name.clone().or(p.catalog_name),
             catalog_id: self.catalog_id.clone().or(p.catalog_id),
             catalog_key: self.catalog_key.clone().or(p.catalog_key),
+            catalog_next_key: self.catalog_next_key.clone().or(p.catalog_next_key),
             ca: self.ca.clone().or(p.ca),
             cert: self.cert.clone().or(p.cert),
             key: self.key.clone().or(p.key),
@@ -96,6 +102,8 @@ impl Conn {
         })?;
         let name = c.catalog_name.unwrap_or_else(|| "localhost".to_owned());
         let mut config = ClientConfig::new(identity, catalog, name, catalog_id, catalog_key);
+        config.catalog_next_key =
+            c.catalog_next_key.as_deref().map(read_public_key).transpose().context("setting --catalog-next-key")?;
         if let Some(secs) = c.timeout {
             config.timeout = Duration::from_secs(secs.max(1));
         }

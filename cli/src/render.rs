@@ -114,6 +114,7 @@ pub fn member(m: &Member) -> Value {
         "name": m.name,
         "endpoint": m.endpoint,
         "node_signing_key": hex::encode(&m.node_signing_key),
+        "node_published_keys": m.node_published_keys.iter().map(hex::encode).collect::<Vec<_>>(),
         "cert_fingerprints": m.cert_fingerprints.iter().map(hex::encode).collect::<Vec<_>>(),
         "roles": m.roles.iter().map(|r| name!(Role, *r, "ROLE_")).collect::<Vec<_>>(),
         "status": name!(MemberStatus, m.status, "MEMBER_STATUS_"),

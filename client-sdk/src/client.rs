@@ -16,7 +16,7 @@ use tonic::transport::Channel;
 
 use crate::config::{ClientConfig, ClientIdentity, RetryPolicy};
 use crate::error::{Error, Result};
-use crate::log::{log_verifier, verify_tree_head};
+use crate::log::{verify_tree_head, verify_tree_head_by_any};
 use crate::verify::{FederationView, verify_federation_config};
 
 /// Extra time past the deadline sent to the server before the client gives up by itself.
@@ -52,7 +52,8 @@ pub struct ExchangeClient {
 struct Inner {
     identity: ClientIdentity,
     catalog: CatalogClient<Channel>,
-    catalog_key: VerifyingKey,
+    /// The pinned configuration keys: the current one first, then the next when given.
+    catalog_keys: Vec<VerifyingKey>,
     timeout: Duration,
     retry: RetryPolicy,
     node_server_name: Option<String>,
@@ -69,7 +70,8 @@ struct Inner {
 pub(crate) struct NodeTarget {
     pub(crate) dept: String,
     pub(crate) client: NodeClient<Channel>,
-    pub(crate) key: VerifyingKey,
+    /// The node's keys: its signing key first, then the ones published beside it.
+    pub(crate) keys: Vec<VerifyingKey>,
 }
 
 fn lazy_channel(identity: &ClientIdentity, uri: &str, server_name: &str, timeout: Duration) -> Result<Channel> {
@@ -124,6 +126,7 @@ impl ExchangeClient {
             catalog_server_name,
             catalog_id,
             catalog_public_key,
+            catalog_next_key,
             timeout,
             retry,
             node_server_name,
@@ -141,7 +144,7 @@ impl ExchangeClient {
             inner: Arc::new(Inner {
                 identity,
                 catalog: CatalogClient::new(channel),
-                catalog_key: catalog_public_key,
+                catalog_keys: std::iter::once(catalog_public_key).chain(catalog_next_key).collect(),
                 timeout,
                 retry,
                 node_server_name,
@@ -159,9 +162,21 @@ impl ExchangeClient {
         self.inner.identity.dept_id()
     }
 
-    /// The pinned catalog key.
+    /// The pinned catalog configuration key (the current one).
     pub fn catalog_key(&self) -> &VerifyingKey {
-        &self.inner.catalog_key
+        &self.inner.catalog_keys[0]
+    }
+
+    /// The configuration keys a configuration may be signed with now: the pinned ones and
+    /// those the last verified configuration lists (how the client follows the catalog's
+    /// switch to a published next key without re-pinning).
+    pub fn trusted_config_keys(&self) -> Vec<VerifyingKey> {
+        let mut trusted = self.inner.catalog_keys.clone();
+        if let Some(view) = self.inner.view.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            let listed = view.catalog_keys(exchange_proto::v1::KeyPurpose::Configuration);
+            trusted.extend(listed.into_iter().filter(|k| !self.inner.catalog_keys.contains(k)));
+        }
+        trusted
     }
 
     /// The deadline of each call.
@@ -248,11 +263,12 @@ impl ExchangeClient {
         }
     }
 
-    /// Fetches the federation configuration again, verifies it with the pinned catalog key
-    /// (a bad signature is [`Error::BadSignature`]) and caches it.
+    /// Fetches the federation configuration again, verifies it with a trusted configuration
+    /// key ([`ExchangeClient::trusted_config_keys`]; a bad signature is
+    /// [`Error::BadSignature`]) and caches it.
     pub async fn refresh_config(&self) -> Result<Arc<FederationView>> {
         let signed = catalog_call!(self, get_federation_config, READ, GetFederationConfigRequest::default())?;
-        let view = Arc::new(verify_federation_config(&signed, &self.inner.catalog_key)?);
+        let view = Arc::new(verify_federation_config(&signed, &self.trusted_config_keys())?);
         let mut slot = self.inner.view.write().unwrap_or_else(|p| p.into_inner());
         // Never go back to an older version than one already verified.
         if let Some(old) = slot.as_ref()
@@ -265,7 +281,7 @@ impl ExchangeClient {
         Ok(view)
     }
 
-    fn lookup(&self, view: &FederationView, dept: &str) -> Result<(String, VerifyingKey)> {
+    fn lookup(&self, view: &FederationView, dept: &str) -> Result<(String, Vec<VerifyingKey>)> {
         let info = view.node(dept).ok_or_else(|| {
             Error::Config(format!("{dept} is not a member of the federation (version {})", view.version()))
         })?;
@@ -282,25 +298,25 @@ impl ExchangeClient {
                 retry_after: None,
             });
         }
-        let key = info.key.ok_or_else(|| {
-            Error::Config(format!(
+        if info.keys.is_empty() {
+            return Err(Error::Config(format!(
                 "{dept} has no node signing key in the federation configuration: its answers cannot be verified"
-            ))
-        })?;
+            )));
+        }
         let overridden = self.inner.endpoint_overrides.read().unwrap_or_else(|p| p.into_inner()).get(dept).cloned();
         let endpoint = match overridden {
             Some(e) => e,
             None if !info.endpoint.is_empty() => info.endpoint.clone(),
             None => return Err(Error::Config(format!("{dept} has no node endpoint in the federation configuration"))),
         };
-        Ok((endpoint, key))
+        Ok((endpoint, info.keys.clone()))
     }
 
     /// The node of `dept`, with its key; re-fetches the configuration once when the node,
     /// its key or its endpoint is unknown.
     pub(crate) async fn node_target(&self, dept: &str) -> Result<NodeTarget> {
         let view = self.federation().await?;
-        let (endpoint, key) = match self.lookup(&view, dept) {
+        let (endpoint, keys) = match self.lookup(&view, dept) {
             Ok(found) => found,
             Err(_) => {
                 let view = self.refresh_config().await?;
@@ -308,7 +324,7 @@ impl ExchangeClient {
             }
         };
         let client = self.node_client(&endpoint)?;
-        Ok(NodeTarget { dept: dept.to_owned(), client, key })
+        Ok(NodeTarget { dept: dept.to_owned(), client, keys })
     }
 
     fn node_client(&self, endpoint: &str) -> Result<NodeClient<Channel>> {
@@ -326,10 +342,10 @@ impl ExchangeClient {
         Ok(client)
     }
 
-    /// The current key of `dept`'s node after a refresh, if it differs from `old`.
-    pub(crate) async fn rotated_key(&self, dept: &str, old: &VerifyingKey) -> Result<Option<VerifyingKey>> {
+    /// The keys of `dept`'s node after a refresh of the configuration.
+    pub(crate) async fn refreshed_node_keys(&self, dept: &str) -> Result<Vec<VerifyingKey>> {
         let view = self.refresh_config().await?;
-        Ok(view.node(dept).and_then(|n| n.key).filter(|k| k != old))
+        Ok(view.node(dept).map(|n| n.keys.clone()).unwrap_or_default())
     }
 
     // ------------------------------------------------------------------------------------
@@ -479,8 +495,8 @@ impl ExchangeClient {
     }
 
     /// Fetches the signed tree head and verifies it: with `verifier` when given (a `vkey`
-    /// from the operator), else with the pinned catalog key under the log origin of the
-    /// verified federation configuration. The size and root sent beside the note must be the
+    /// from the operator), else with the checkpoint keys the verified federation
+    /// configuration lists, under its log origin. The size and root sent beside the note must be the
     /// signed ones.
     pub async fn verified_tree_head(&self, verifier: Option<&NoteVerifier>) -> Result<Checkpoint> {
         let head = self.tree_head().await?;
@@ -493,8 +509,7 @@ impl ExchangeClient {
             Some(v) => verify_tree_head(&head.checkpoint, v)?,
             None => {
                 let view = self.federation().await?;
-                let verifier = log_verifier(view.log_origin(), &self.inner.catalog_key)?;
-                let checkpoint = verify_tree_head(&head.checkpoint, &verifier)?;
+                let checkpoint = verify_tree_head_by_any(&head.checkpoint, &view.log_verifiers()?)?;
                 if checkpoint.origin() != view.log_origin() {
                     return Err(Error::BadSignature(format!(
                         "tree head is for log {:?}, the federation's log is {:?}",

@@ -109,9 +109,14 @@ pub struct ClientConfig {
     /// The catalog's department id, pinned: its certificate must name it in its SAN URI, so
     /// that a member's certificate carrying the catalog's name is not taken for the catalog.
     pub catalog_id: String,
-    /// The catalog's Ed25519 public key, pinned: the federation configuration and the tree
-    /// heads must be signed by it.
+    /// The catalog's configuration key, pinned: the first federation configuration must be
+    /// signed by it (or by `catalog_next_key`); later ones by a configuration key the last
+    /// verified configuration lists, so that the catalog can switch keys without re-pinning.
+    /// Tree heads verify under the checkpoint keys the verified configuration lists.
     pub catalog_public_key: VerifyingKey,
+    /// The catalog's next configuration key, pinned beside the current one (none by
+    /// default): for a client that starts after the catalog switched.
+    pub catalog_next_key: Option<VerifyingKey>,
     /// Deadline of each call.
     pub timeout: Duration,
     /// Retries of reads and queries.
@@ -139,6 +144,7 @@ impl ClientConfig {
             catalog_server_name: catalog_server_name.into(),
             catalog_id: catalog_id.into(),
             catalog_public_key,
+            catalog_next_key: None,
             timeout: DEFAULT_TIMEOUT,
             retry: RetryPolicy::default(),
             node_server_name: None,

@@ -10,10 +10,25 @@ use prost::Message as _;
 use crate::client::ExchangeClient;
 use crate::error::{Error, Result};
 
-/// The note verifier of the central log: the catalog signs its checkpoints with its key under
-/// the log origin as the key name.
-pub fn log_verifier(origin: &str, catalog_key: &VerifyingKey) -> Result<NoteVerifier> {
-    NoteVerifier::new(origin, *catalog_key).map_err(|e| Error::Config(format!("log origin {origin:?}: {e}")))
+/// The note verifier of the central log under one checkpoint key: the catalog signs its
+/// checkpoints with its checkpoint key under the log origin as the key name.
+pub fn log_verifier(origin: &str, checkpoint_key: &VerifyingKey) -> Result<NoteVerifier> {
+    NoteVerifier::new(origin, *checkpoint_key).map_err(|e| Error::Config(format!("log origin {origin:?}: {e}")))
+}
+
+/// Opens a signed tree head with whichever of `verifiers` signed it (the checkpoint keys in
+/// force: during a rotation, the current one and the next or previous). A note signed by no
+/// key of theirs, the catalog's configuration or token key included, is
+/// [`Error::BadSignature`].
+pub fn verify_tree_head_by_any(note: &str, verifiers: &[NoteVerifier]) -> Result<Checkpoint> {
+    let mut last = Error::BadSignature("tree head: the configuration lists no checkpoint key".into());
+    for verifier in verifiers {
+        match verify_tree_head(note, verifier) {
+            Ok(checkpoint) => return Ok(checkpoint),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
 }
 
 /// Opens a signed tree head (a checkpoint in signed-note form) with `verifier`: the

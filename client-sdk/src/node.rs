@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use ed25519_dalek::VerifyingKey;
 use exchange_proto::canonical::{Asked, SignedAnswer};
 use exchange_proto::v1::node_client::NodeClient;
 use exchange_proto::v1::*;
@@ -69,20 +70,28 @@ impl ExchangeClient {
         answer: A,
     ) -> Result<Verified<A>> {
         let expected = Expected { node: &target.dept, requester: self.dept_id(), dataset, question };
-        match verify_answer(answer.clone(), &expected, &target.key) {
-            Ok(verified) => Ok(verified),
-            Err(error) => {
-                // The node may have rotated its key since our copy of the configuration:
-                // verify once more under the current key, never under the answer's say-so.
-                let other_key = answer
-                    .signature()
-                    .is_some_and(|s| s.key_id != exchange_core::digest::key_id(target.key.as_bytes()));
-                if other_key && let Some(key) = self.rotated_key(&target.dept, &target.key).await? {
-                    return verify_answer(answer, &expected, &key);
-                }
-                Err(error)
+        // The key the answer names, among the node's keys in force (its signing key, or one
+        // published beside it during a rotation); never a key the answer brings itself.
+        let named = answer.signature().map(|s| s.key_id.clone());
+        let find = |keys: &[VerifyingKey]| {
+            keys.iter()
+                .find(|k| named.as_deref() == Some(exchange_core::digest::key_id(k.as_bytes()).as_str()))
+                .copied()
+        };
+        let key = match find(&target.keys) {
+            Some(key) => Some(key),
+            // The node may have rotated its key since our copy of the configuration: look
+            // once more in a fresh copy.
+            None if named.is_some() => {
+                let fresh = self.refreshed_node_keys(&target.dept).await?;
+                find(&fresh).or(fresh.first().copied())
             }
-        }
+            // Unsigned: refused by verify_answer, which says so.
+            None => target.keys.first().copied(),
+        };
+        let key =
+            key.ok_or_else(|| Error::BadSignature(format!("answer from {}: the node has no key", target.dept)))?;
+        verify_answer(answer, &expected, &key)
     }
 
     async fn query<Req, A, F, Fut>(&self, what: &'static str, dataset: &str, request: Req, f: F) -> Result<Verified<A>>

@@ -7,6 +7,7 @@
 //! catalog_name = "localhost"          # the name in the catalog's certificate
 //! catalog_id = "gov.sz.exchange"      # the department id the catalog's certificate names
 //! catalog_key = "keys/catalog.pub"    # pinned Ed25519 key: 64 hex characters or a file
+//! catalog_next_key = "..."            # optional: the catalog's next configuration key
 //! ca = "pki/ca.crt"
 //! cert = "pki/gov.sz.hcb.crt"
 //! key = "pki/gov.sz.hcb.key"
@@ -37,6 +38,8 @@ pub struct Profile {
     pub catalog_id: Option<String>,
     /// The catalog's pinned Ed25519 key: 64 hex characters, or a file with it (hex or PEM).
     pub catalog_key: Option<String>,
+    /// The catalog's next configuration key, pinned too (hex or a file).
+    pub catalog_next_key: Option<String>,
     /// The federation CA certificate (PEM).
     pub ca: Option<PathBuf>,
     /// The department's certificate (PEM).
@@ -68,6 +71,7 @@ impl Profile {
         };
         Ok(Profile {
             catalog_key: p.catalog_key.map(key_text),
+            catalog_next_key: p.catalog_next_key.map(key_text),
             ca: p.ca.map(|x| resolve(&base, x)),
             cert: p.cert.map(|x| resolve(&base, x)),
             key: p.key.map(|x| resolve(&base, x)),
@@ -90,6 +94,7 @@ impl Profile {
         let name = self.catalog_name.clone().unwrap_or_else(|| "localhost".to_owned());
         let catalog_id = self.catalog_id.clone().ok_or_else(|| missing("catalog_id"))?;
         let mut config = ClientConfig::new(identity, catalog, name, catalog_id, catalog_key);
+        config.catalog_next_key = self.catalog_next_key.as_deref().map(read_public_key).transpose()?;
         if let Some(secs) = self.timeout_secs {
             config.timeout = Duration::from_secs(secs.max(1));
         }

@@ -7,9 +7,10 @@ use std::ops::Deref;
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::VerifyingKey;
-use exchange_core::digest::{Digest32, key_id, verify_config, verify_digest};
+use exchange_core::checkpoint::NoteVerifier;
+use exchange_core::digest::{Digest32, key_id, verify_config_by_any, verify_digest};
 use exchange_proto::canonical::SignedAnswer;
-use exchange_proto::v1::{FederationConfig, Member, MemberStatus, Question, SignedFederationConfig};
+use exchange_proto::v1::{FederationConfig, KeyPurpose, Member, MemberStatus, Question, SignedFederationConfig};
 use prost::Message as _;
 
 use crate::error::{Error, Result};
@@ -178,6 +179,9 @@ pub struct NodeInfo {
     pub endpoint: String,
     /// Its node signing key, if registered.
     pub key: Option<VerifyingKey>,
+    /// Every key its answers verify under: the signing key first, then the keys published
+    /// beside it (its next key during a rotation, its previous one until retired).
+    pub keys: Vec<VerifyingKey>,
     /// Whether the member is suspended.
     pub suspended: bool,
 }
@@ -211,6 +215,21 @@ impl FederationView {
         &self.config.log_origin
     }
 
+    /// The catalog's public keys in force for `purpose` (signing or published beside), as
+    /// this verified configuration lists them.
+    pub fn catalog_keys(&self, purpose: KeyPurpose) -> Vec<VerifyingKey> {
+        self.config.catalog_keys_for(purpose)
+    }
+
+    /// The verifiers of the central log's checkpoints: each checkpoint key in force under
+    /// the log origin (never a configuration or token key).
+    pub fn log_verifiers(&self) -> Result<Vec<NoteVerifier>> {
+        self.catalog_keys(KeyPurpose::Checkpoint)
+            .iter()
+            .map(|k| crate::log::log_verifier(self.log_origin(), k))
+            .collect()
+    }
+
     /// A member's node, if the member is known.
     pub fn node(&self, dept_id: &str) -> Option<&NodeInfo> {
         self.nodes.get(dept_id)
@@ -222,46 +241,43 @@ impl FederationView {
     }
 }
 
-/// Verifies the catalog's signature over a federation configuration with the pinned catalog
-/// key and decodes it. A configuration signed by any other key, or altered, is refused with
-/// [`Error::BadSignature`].
-pub fn verify_federation_config(signed: &SignedFederationConfig, catalog_key: &VerifyingKey) -> Result<FederationView> {
-    let pinned = key_id(catalog_key.as_bytes());
-    if signed.key_id != pinned {
-        return Err(Error::BadSignature(format!(
-            "federation configuration is signed with key {:?}, not the pinned catalog key {pinned}",
-            signed.key_id
-        )));
-    }
-    verify_config(catalog_key, &signed.body, &signed.signature)
+/// Verifies the catalog's signature over a federation configuration with one of the
+/// `trusted` configuration keys (the pinned ones, and those the last verified configuration
+/// listed) and decodes it. A configuration signed by any other key (the catalog's token or
+/// checkpoint key included), or altered, is refused with [`Error::BadSignature`].
+pub fn verify_federation_config(signed: &SignedFederationConfig, trusted: &[VerifyingKey]) -> Result<FederationView> {
+    verify_config_by_any(trusted, &signed.key_id, &signed.body, &signed.signature)
         .map_err(|e| Error::BadSignature(format!("federation configuration: {e}")))?;
     let config = FederationConfig::decode(signed.body.as_slice())
         .map_err(|e| Error::Config(format!("signed configuration does not decode: {e}")))?;
     let mut nodes = BTreeMap::new();
     for m in &config.members {
-        let key = match m.node_signing_key.len() {
-            0 => None,
-            _ => {
-                let bytes: [u8; 32] =
-                    m.node_signing_key.as_slice().try_into().map_err(|_| {
-                        Error::Config(format!("member {}: node signing key is not 32 bytes", m.dept_id))
-                    })?;
-                Some(VerifyingKey::from_bytes(&bytes).map_err(|e| {
-                    Error::Config(format!("member {}: node signing key is not an Ed25519 key: {e}", m.dept_id))
-                })?)
-            }
-        };
+        let key = (!m.node_signing_key.is_empty()).then(|| node_key(m, &m.node_signing_key)).transpose()?;
+        let mut keys: Vec<VerifyingKey> = key.into_iter().collect();
+        for published in &m.node_published_keys {
+            keys.push(node_key(m, published)?);
+        }
         nodes.insert(
             m.dept_id.clone(),
             NodeInfo {
                 dept_id: m.dept_id.clone(),
                 endpoint: m.endpoint.clone(),
                 key,
+                keys,
                 suspended: m.status == MemberStatus::Suspended as i32,
             },
         );
     }
     Ok(FederationView { config, nodes, verified_at: Instant::now() })
+}
+
+/// A node key of member `m` as the configuration lists it.
+fn node_key(m: &Member, bytes: &[u8]) -> Result<VerifyingKey> {
+    let bytes: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| Error::Config(format!("member {}: node signing key is not 32 bytes", m.dept_id)))?;
+    VerifyingKey::from_bytes(&bytes)
+        .map_err(|e| Error::Config(format!("member {}: node signing key is not an Ed25519 key: {e}", m.dept_id)))
 }
 
 #[cfg(test)]
@@ -559,21 +575,21 @@ mod tests {
             key_id: key_id(catalog.verifying_key().as_bytes()),
             body: body.clone(),
         };
-        let view = verify_federation_config(&signed, &catalog.verifying_key()).expect("genuine configuration");
+        let view = verify_federation_config(&signed, &[catalog.verifying_key()]).expect("genuine configuration");
         assert_eq!(view.version(), 7);
         assert_eq!(view.node(NODE).and_then(|n| n.key), Some(node.verifying_key()));
         assert_eq!(view.log_origin(), "exchange.test/log");
 
         let mut altered = signed.clone();
         altered.body[0] ^= 1;
-        assert!(matches!(verify_federation_config(&altered, &catalog.verifying_key()), Err(Error::BadSignature(_))));
+        assert!(matches!(verify_federation_config(&altered, &[catalog.verifying_key()]), Err(Error::BadSignature(_))));
         let stranger = SigningKey::from_bytes(&[12; 32]);
-        assert!(matches!(verify_federation_config(&signed, &stranger.verifying_key()), Err(Error::BadSignature(_))));
+        assert!(matches!(verify_federation_config(&signed, &[stranger.verifying_key()]), Err(Error::BadSignature(_))));
         let forged = SignedFederationConfig {
             signature: sign_config(&stranger, &body).to_vec(),
             key_id: key_id(catalog.verifying_key().as_bytes()),
             body,
         };
-        assert!(matches!(verify_federation_config(&forged, &catalog.verifying_key()), Err(Error::BadSignature(_))));
+        assert!(matches!(verify_federation_config(&forged, &[catalog.verifying_key()]), Err(Error::BadSignature(_))));
     }
 }

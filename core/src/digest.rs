@@ -203,6 +203,15 @@ pub enum SignatureError {
     /// The signature does not verify under the node key.
     #[error("signature does not verify under the node's key")]
     Invalid,
+    /// A configuration is signed by a key that is not one of the trusted configuration keys
+    /// (another key of the catalog's, a token or checkpoint key, included).
+    #[error("signed with key {signed_by:?}, not a trusted configuration key ({trusted})")]
+    UntrustedKey {
+        /// The key id the signature names.
+        signed_by: String,
+        /// The trusted key ids.
+        trusted: String,
+    },
 }
 
 /// Signs an answer digest with a node key.
@@ -239,9 +248,47 @@ pub fn verify_config(key: &VerifyingKey, body: &[u8], signature: &[u8]) -> Resul
     key.verify_strict(&config_signing_message(body), &sig).map_err(|_| SignatureError::Invalid)
 }
 
+/// Verifies a configuration signed by one of the `trusted` configuration keys (the pinned
+/// current and next keys, or those the last verified configuration listed, so that the
+/// catalog can switch to its next key by publication): the key named by `signed_key_id` must
+/// be trusted, and the signature must verify under it. A valid signature by any other key,
+/// the catalog's token or checkpoint keys included, is refused.
+pub fn verify_config_by_any(
+    trusted: &[VerifyingKey],
+    signed_key_id: &str,
+    body: &[u8],
+    signature: &[u8],
+) -> Result<(), SignatureError> {
+    let key =
+        trusted.iter().find(|k| key_id(k.as_bytes()) == signed_key_id).ok_or_else(|| SignatureError::UntrustedKey {
+            signed_by: signed_key_id.chars().take(32).collect(),
+            trusted: trusted.iter().map(|k| key_id(k.as_bytes())).collect::<Vec<_>>().join(", "),
+        })?;
+    verify_config(key, body, signature)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn configurations_verify_under_a_trusted_key_only() {
+        let current = SigningKey::from_bytes(&[1; 32]);
+        let next = SigningKey::from_bytes(&[2; 32]);
+        let other = SigningKey::from_bytes(&[3; 32]);
+        let trusted = [current.verifying_key(), next.verifying_key()];
+        let body = b"configuration";
+        for signer in [&current, &next] {
+            let id = key_id(signer.verifying_key().as_bytes());
+            assert_eq!(verify_config_by_any(&trusted, &id, body, &sign_config(signer, body)), Ok(()));
+        }
+        let id = key_id(other.verifying_key().as_bytes());
+        let refused = verify_config_by_any(&trusted, &id, body, &sign_config(&other, body));
+        assert!(matches!(refused, Err(SignatureError::UntrustedKey { .. })), "{refused:?}");
+        // Naming a trusted key does not help a signature by another.
+        let id = key_id(current.verifying_key().as_bytes());
+        assert_eq!(verify_config_by_any(&trusted, &id, body, &sign_config(&other, body)), Err(SignatureError::Invalid));
+    }
 
     #[test]
     fn subject_digest_is_keyed_and_kind_separated() {

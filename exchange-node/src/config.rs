@@ -11,6 +11,7 @@
 //! catalog_id = "gov.sz.exchange"           # the department id the catalog's certificate names
 //! signing_key = "keys/node-signing.pem"    # Ed25519 PKCS#8 PEM (`exchange-node keygen`)
 //! catalog_public_key = "<64 hex>"          # pinned key that signs the federation configuration
+//! catalog_next_public_key = "<64 hex>"     # optional: the catalog's next configuration key
 //! config_max_age_secs = 300                # default
 //! max_batch_items = 100                    # default
 //! access_log_sync = true                   # default; false only under exchange-bench
@@ -73,6 +74,11 @@ pub struct NodeConfigFile {
     pub signing_key: PathBuf,
     /// The pinned catalog public key (64 hex characters) that must sign the configuration.
     pub catalog_public_key: String,
+    /// The catalog's next configuration key (64 hex characters), pinned beside the current
+    /// one. Optional: a node that holds a configuration listing the next key learns it from
+    /// there; this pin is for a node that was away while the next key was published.
+    #[serde(default)]
+    pub catalog_next_public_key: Option<String>,
     /// Maximum age of the configuration before queries are refused (default 300).
     #[serde(default = "default_max_age")]
     pub config_max_age_secs: u64,
@@ -184,8 +190,12 @@ pub struct NodeConfig {
     pub tls: LoadedIdentity,
     /// Answer signing key.
     pub signing_key: SigningKey,
+    /// The file it was read from (re-read on SIGHUP: a rotation's switch).
+    pub signing_key_path: PathBuf,
     /// Pinned catalog key.
     pub catalog_public_key: VerifyingKey,
+    /// The catalog's next configuration key, pinned too when set.
+    pub catalog_next_public_key: Option<VerifyingKey>,
     /// Maximum configuration age, ms.
     pub config_max_age_ms: i64,
     /// Most batch items.
@@ -244,6 +254,7 @@ impl NodeConfig {
             tls,
             signing_key,
             catalog_public_key,
+            catalog_next_public_key,
             config_max_age_secs,
             max_batch_items,
             access_log_sync,
@@ -265,6 +276,10 @@ impl NodeConfig {
         let catalog_id = DeptId::parse(&catalog_id).map_err(|e| anyhow::anyhow!("setting catalog_id: {e}"))?;
         let catalog_public_key =
             parse_public_key(&catalog_public_key).map_err(|e| anyhow::anyhow!("setting catalog_public_key: {e}"))?;
+        let catalog_next_public_key = catalog_next_public_key
+            .map(|k| parse_public_key(&k))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("setting catalog_next_public_key: {e}"))?;
         if !(5..=86_400).contains(&config_max_age_secs) {
             bail!("setting config_max_age_secs: {config_max_age_secs} is outside 5..=86400");
         }
@@ -281,7 +296,8 @@ impl NodeConfig {
         if tls.dept_id() != dept_id.as_str() {
             bail!("setting tls.cert: the certificate names {}, not dept_id {}", tls.dept_id(), dept_id);
         }
-        let signing_key = read_signing_key(&resolve(base, &signing_key)).context("setting signing_key")?;
+        let signing_key_path = resolve(base, &signing_key);
+        let signing_key = read_signing_key(&signing_key_path).context("setting signing_key")?;
         let mut out = Vec::new();
         for (i, d) in datasets.into_iter().enumerate() {
             let id = DatasetId::parse(&d.id).map_err(|e| anyhow::anyhow!("setting datasets[{i}].id: {e}"))?;
@@ -329,7 +345,9 @@ impl NodeConfig {
             catalog_id,
             tls,
             signing_key,
+            signing_key_path,
             catalog_public_key,
+            catalog_next_public_key,
             config_max_age_ms: i64::try_from(config_max_age_secs).unwrap_or(300) * 1000,
             max_batch_items,
             access_log_sync,

@@ -46,6 +46,10 @@ pub const META_LAST_SHIPPED: &[u8] = b"log/last_shipped";
 pub const META_CONFIG: &[u8] = b"config/signed";
 /// Meta key: the subject digest key (protobuf `SubjectDigestKey`).
 pub const META_DIGEST_KEY: &[u8] = b"digest/key";
+/// The catalog configuration keys (32 bytes each, concatenated) that verified the cached
+/// configuration: learned from verified configurations, so that a restart after the catalog
+/// switched its configuration key still verifies the cache.
+pub const META_CONFIG_TRUST: &[u8] = b"config/trust";
 /// Meta key prefix: import commit markers, by import token.
 pub const META_IMPORT_PREFIX: &[u8] = b"import/";
 /// Meta key prefix: dataset statistics, by dataset.

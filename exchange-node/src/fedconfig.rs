@@ -1,9 +1,17 @@
 //! The node's verified copy of the federation configuration.
 //!
-//! A background task watches `WatchFederationConfig`; each version is verified with the
-//! pinned catalog key (a version that does not verify is refused and the old one kept),
-//! decoded, turned into an immutable [`Snapshot`] and swapped in, and its signed bytes are
-//! stored so that a restart serves from the cached verified copy.
+//! A background task watches `WatchFederationConfig`; each version is verified with a
+//! trusted catalog configuration key (a version that does not verify is refused and the old
+//! one kept), decoded, turned into an immutable [`Snapshot`] and swapped in, and its signed
+//! bytes are stored so that a restart serves from the cached verified copy.
+//!
+//! The trusted configuration keys are the ones pinned in the node's configuration (the
+//! catalog's current key and, optionally, its next) and the configuration keys the newest
+//! verified configuration lists. That is how the catalog switches its configuration key
+//! without re-pinning: it first publishes the next key (in a configuration signed by the
+//! current one), then signs with it; a retired key is listed no more, and so trusted no more
+//! unless pinned (the runbook replaces the pins after a rotation). Consent tokens verify
+//! only under the token keys listed, never under a configuration or checkpoint key.
 //!
 //! Freshness comes from signatures, never from an open stream: the configuration's age is
 //! counted from the signed `issued_at` of the newest verified configuration the node holds
@@ -18,20 +26,20 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use ed25519_dalek::VerifyingKey;
-use exchange_core::digest::{SubjectDigester, verify_config};
+use exchange_core::digest::{SubjectDigester, verify_config_by_any};
 use exchange_core::policy::GrantTerms;
 use exchange_core::schema::Schema;
 use exchange_core::token::TokenVerifier;
 use exchange_proto::v1::catalog_client::CatalogClient;
 use exchange_proto::v1::{
-    Dataset, FederationConfig, GetFederationConfigRequest, GetSubjectDigestKeyRequest, Member, PublishDatasetRequest,
-    ReasonCode, SignedFederationConfig, SubjectDigestKey,
+    Dataset, FederationConfig, GetFederationConfigRequest, GetSubjectDigestKeyRequest, KeyPurpose, Member,
+    PublishDatasetRequest, ReasonCode, SignedFederationConfig, SubjectDigestKey,
 };
 use exchange_store::{Durability, KvStore, WriteBatch};
 use prost::Message;
 use tonic::transport::Channel;
 
-use crate::db::{META, META_CONFIG, META_DIGEST_KEY};
+use crate::db::{META, META_CONFIG, META_CONFIG_TRUST, META_DIGEST_KEY};
 use crate::error::NodeError;
 
 /// How far in the future a configuration's `issued_at` may be (clock skew between the
@@ -99,8 +107,11 @@ pub struct Snapshot {
     pub datasets: HashMap<String, Dataset>,
     /// Revoked consent ids.
     pub revoked: HashSet<String>,
-    /// Consent-token verifier with the catalog's keys.
+    /// Consent-token verifier with the catalog's token keys.
     pub verifier: TokenVerifier,
+    /// The catalog configuration keys it lists: besides the pinned ones, the keys the next
+    /// configuration may be signed with.
+    pub config_keys: Vec<VerifyingKey>,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -110,12 +121,15 @@ impl std::fmt::Debug for Snapshot {
 }
 
 impl Snapshot {
-    /// Verifies a signed configuration with the pinned key and builds a snapshot.
-    pub fn from_signed(pinned: &VerifyingKey, signed: &SignedFederationConfig) -> Result<Self, String> {
-        verify_config(pinned, &signed.body, &signed.signature)
+    /// Verifies a signed configuration with one of the `trusted` configuration keys and
+    /// builds a snapshot.
+    pub fn from_signed(trusted: &[VerifyingKey], signed: &SignedFederationConfig) -> Result<Self, String> {
+        verify_config_by_any(trusted, &signed.key_id, &signed.body, &signed.signature)
             .map_err(|e| format!("configuration signature refused: {e}"))?;
         let config = FederationConfig::decode(signed.body.as_slice())
             .map_err(|e| format!("configuration body does not decode: {e}"))?;
+        let token_keys = config.catalog_keys_for(KeyPurpose::ConsentToken);
+        let config_keys = config.catalog_keys_for(KeyPurpose::Configuration);
         let mut grants: HashMap<(String, String), Vec<GrantTerms>> = HashMap::new();
         for g in config.grants {
             let terms = GrantTerms {
@@ -139,12 +153,6 @@ impl Snapshot {
                 Err(e) => tracing::warn!(schema = %s.reference, error = %e, "schema in configuration does not parse"),
             }
         }
-        let keys: Vec<VerifyingKey> = config
-            .catalog_keys
-            .iter()
-            .filter_map(|k| <[u8; 32]>::try_from(k.public_key.as_slice()).ok())
-            .filter_map(|k| VerifyingKey::from_bytes(&k).ok())
-            .collect();
         Ok(Self {
             version: config.version,
             issued_at_ms: config.issued_at_unix_ms,
@@ -153,7 +161,8 @@ impl Snapshot {
             schemas,
             datasets: config.datasets.into_iter().map(|d| (d.id.clone(), d)).collect(),
             revoked: config.revoked_consents.into_iter().map(|r| r.consent_id).collect(),
-            verifier: TokenVerifier::new(config.log_origin, &keys),
+            verifier: TokenVerifier::new(config.log_origin, &token_keys),
+            config_keys,
         })
     }
 
@@ -166,16 +175,28 @@ impl Snapshot {
 /// The shared configuration state.
 #[derive(Debug)]
 pub struct FedState {
-    pinned: VerifyingKey,
+    /// The configuration keys pinned in the node's configuration.
+    pinned: Vec<VerifyingKey>,
     max_age_ms: i64,
     current: RwLock<Option<Arc<Snapshot>>>,
     digester: RwLock<Option<SubjectDigester>>,
 }
 
 impl FedState {
-    /// An empty state trusting `pinned`.
-    pub fn new(pinned: VerifyingKey, max_age_ms: i64) -> Self {
+    /// An empty state trusting the `pinned` configuration keys (the catalog's current one,
+    /// and its next when known).
+    pub fn new(pinned: Vec<VerifyingKey>, max_age_ms: i64) -> Self {
         Self { pinned, max_age_ms, current: RwLock::new(None), digester: RwLock::new(None) }
+    }
+
+    /// The configuration keys a configuration may be signed with now: the pinned ones and
+    /// those the held configuration lists.
+    pub fn trusted(&self) -> Vec<VerifyingKey> {
+        let mut trusted = self.pinned.clone();
+        if let Some(held) = self.current() {
+            trusted.extend(held.config_keys.iter().filter(|k| !self.pinned.contains(k)));
+        }
+        trusted
     }
 
     /// Loads the cached configuration and digest key from the store (at start). The cached
@@ -184,7 +205,18 @@ impl FedState {
     pub fn load_cached(&self, store: &dyn KvStore) -> Result<(), NodeError> {
         if let Some(bytes) = store.get(META, META_CONFIG)? {
             let signed = SignedFederationConfig::decode(bytes.as_slice())?;
-            match Snapshot::from_signed(&self.pinned, &signed) {
+            // The keys that verified it when it arrived (learned from the configuration before
+            // it), besides the pinned ones.
+            let mut trusted = self.pinned.clone();
+            if let Some(learned) = store.get(META, META_CONFIG_TRUST)? {
+                trusted.extend(
+                    learned
+                        .chunks_exact(32)
+                        .filter_map(|k| <[u8; 32]>::try_from(k).ok())
+                        .filter_map(|k| VerifyingKey::from_bytes(&k).ok()),
+                );
+            }
+            match Snapshot::from_signed(&trusted, &signed) {
                 Ok(snapshot) => {
                     tracing::info!(version = snapshot.version, "serving from the cached federation configuration");
                     self.swap(snapshot);
@@ -369,7 +401,8 @@ impl Watcher {
     }
 
     async fn accept(&self, signed: SignedFederationConfig) -> Result<(), String> {
-        let snapshot = match Snapshot::from_signed(&self.state.pinned, &signed) {
+        let trusted = self.state.trusted();
+        let snapshot = match Snapshot::from_signed(&trusted, &signed) {
             Ok(snapshot) => snapshot,
             Err(e) => {
                 tracing::error!(error = %e, "federation configuration refused, keeping the previous one");
@@ -387,6 +420,11 @@ impl Watcher {
             Ok(_) => {
                 let mut batch = WriteBatch::new();
                 batch.put(META, META_CONFIG.to_vec(), signed.encode_to_vec());
+                batch.put(
+                    META,
+                    META_CONFIG_TRUST.to_vec(),
+                    trusted.iter().flat_map(|k| *k.as_bytes()).collect::<Vec<u8>>(),
+                );
                 self.write(batch).await?;
                 match self.state.offer(snapshot, now_ms()) {
                     Ok(step) => tracing::info!(version, ?step, "federation configuration accepted"),

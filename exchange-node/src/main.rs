@@ -15,7 +15,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Serve the node (mutual TLS) until Ctrl-C or SIGTERM.
+    /// Serve the node (mutual TLS) until Ctrl-C or SIGTERM; SIGHUP re-reads the answer
+    /// signing key file (a rotation's switch: taken only when the configuration publishes it).
     Serve {
         /// The configuration file.
         #[arg(long, env = "EXCHANGE_NODE_CONFIG")]
@@ -61,9 +62,13 @@ enum Command {
     },
     /// Create the node's answer signing key (`node-signing.pem`) and print its public key.
     Keygen {
-        /// Where to write `node-signing.pem`.
+        /// Where to write the key.
         #[arg(long)]
         dir: PathBuf,
+        /// The file name (a rotation's next key: `node-signing.next.pem`); an existing file
+        /// is refused.
+        #[arg(long, default_value = "node-signing.pem")]
+        file: String,
     },
 }
 
@@ -74,7 +79,9 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { config } => {
             let config = NodeConfig::load(&config)?;
+            let key_path = config.signing_key_path.clone();
             let running = exchange_node::server::start(config).await?;
+            reload_on_hangup(running.node.clone(), key_path)?;
             exchange_daemon::shutdown_signal().await;
             tracing::info!("shutting down");
             running.stop().await
@@ -133,14 +140,37 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Keygen { dir } => {
+        Command::Keygen { dir, file } => {
+            let path = dir.join(&file);
+            if path.exists() {
+                anyhow::bail!("{} exists: a key is never overwritten", path.display());
+            }
             let mut seed = [0u8; 32];
             rand::RngCore::fill_bytes(&mut rand::rng(), &mut seed);
             let key = ed25519_dalek::SigningKey::from_bytes(&seed);
-            let path = dir.join("node-signing.pem");
             write_signing_key(&path, &key)?;
             println!("wrote {}; public key {}", path.display(), hex::encode(key.verifying_key().as_bytes()));
             Ok(())
         }
     }
+}
+
+/// Re-reads the answer signing key file on every SIGHUP and signs with it from then on, if
+/// the federation configuration publishes it for this node; otherwise the key in force stays.
+fn reload_on_hangup(node: std::sync::Arc<exchange_node::service::Node>, path: PathBuf) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let mut hangups =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).context("listen for SIGHUP")?;
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            let switched = exchange_node::config::read_signing_key(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|key| node.switch_signing_key(key));
+            match switched {
+                Ok(()) => tracing::info!(key = %path.display(), "answer signing key reloaded"),
+                Err(e) => tracing::error!(error = %e, "answer signing key not switched: the key in force is kept"),
+            }
+        }
+    });
+    Ok(())
 }

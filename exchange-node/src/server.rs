@@ -92,7 +92,8 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
 pub async fn start_with_store(config: NodeConfig, store: Arc<dyn KvStore>) -> anyhow::Result<RunningNode> {
     exchange_pki::install_crypto_provider();
     let db = Db::new(store.clone());
-    let fed = Arc::new(FedState::new(config.catalog_public_key, config.config_max_age_ms));
+    let pinned = std::iter::once(config.catalog_public_key).chain(config.catalog_next_public_key).collect();
+    let fed = Arc::new(FedState::new(pinned, config.config_max_age_ms));
     let writer = Arc::new(std::sync::Mutex::new(()));
     let (last_written, last_shipped) = {
         let db = db.clone();

@@ -4,7 +4,7 @@
 //! [`crate::data`].
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use ed25519_dalek::SigningKey;
 use exchange_core::digest::key_id;
@@ -29,8 +29,8 @@ pub struct Node {
     pub(crate) db: Db,
     pub(crate) fed: Arc<FedState>,
     pub(crate) log: AccessLog,
-    signing_key: SigningKey,
-    key_id: String,
+    /// The answer signing key and its id, swapped whole by [`Node::switch_signing_key`].
+    signer: RwLock<Arc<AnswerSigner>>,
     pub(crate) datasets: HashMap<String, Dataset>,
     max_batch: usize,
     pub(crate) rates: Mutex<HashMap<(String, String), RateState>>,
@@ -68,6 +68,21 @@ pub fn parse_subject(field: &str, s: Option<&Subject>) -> Result<SubjectId> {
     })
 }
 
+/// The key a node signs answers with, and its id.
+pub struct AnswerSigner {
+    /// The key.
+    pub key: SigningKey,
+    /// Its id (hex of the first 8 bytes of SHA-256 of the public key).
+    pub key_id: String,
+}
+
+impl AnswerSigner {
+    fn new(key: SigningKey) -> Self {
+        let key_id = key_id(key.verifying_key().as_bytes());
+        Self { key, key_id }
+    }
+}
+
 /// Settings of a node.
 pub struct NodeSettings {
     /// Own department.
@@ -90,14 +105,12 @@ impl Node {
         shipper: Arc<ShipperStatus>,
         writer: Arc<Mutex<()>>,
     ) -> Self {
-        let key_id = key_id(settings.signing_key.verifying_key().as_bytes());
         Self {
             dept: settings.dept,
             db,
             fed,
             log,
-            signing_key: settings.signing_key,
-            key_id,
+            signer: RwLock::new(Arc::new(AnswerSigner::new(settings.signing_key))),
             datasets: settings.datasets.into_iter().map(|d| (d.id.clone(), d)).collect(),
             max_batch: settings.max_batch,
             rates: Mutex::new(HashMap::new()),
@@ -126,14 +139,30 @@ impl Node {
         self.fed.current().map(|s| s.version)
     }
 
-    /// The answer signing key.
-    pub(crate) fn signing_key(&self) -> &SigningKey {
-        &self.signing_key
+    /// The answer signing key and its id (one value, so that a switch never pairs a key
+    /// with another's id).
+    pub(crate) fn signer(&self) -> Arc<AnswerSigner> {
+        self.signer.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
-    /// The id of the answer signing key.
-    pub(crate) fn key_id(&self) -> &str {
-        &self.key_id
+    /// Signs answers with `key` from now on, only if the federation configuration held lists
+    /// it for this node (its signing key or a published one): a key is published before the
+    /// node signs with it, so that no answer is refused during a rotation. Refused with the
+    /// key in force kept otherwise.
+    pub fn switch_signing_key(&self, key: SigningKey) -> std::result::Result<(), String> {
+        let public = key.verifying_key().to_bytes();
+        let listed = self.fed.current().and_then(|s| s.members.get(&self.dept).cloned()).is_some_and(|m| {
+            m.node_signing_key == public || m.node_published_keys.iter().any(|k| k.as_slice() == public)
+        });
+        if !listed {
+            return Err(format!(
+                "key {} is not published for {} in the federation configuration held: publish it first (UpdateMember publish_node_key)",
+                key_id(&public),
+                self.dept
+            ));
+        }
+        *self.signer.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(AnswerSigner::new(key));
+        Ok(())
     }
 
     /// The most items a batch may hold.

@@ -30,12 +30,12 @@ fn signed_by(key: &SigningKey, version: u64, issued_at_ms: i64) -> SignedFederat
 }
 
 fn snapshot(version: u64, issued_at_ms: i64) -> Snapshot {
-    Snapshot::from_signed(&catalog_key().verifying_key(), &signed_by(&catalog_key(), version, issued_at_ms))
+    Snapshot::from_signed(&[catalog_key().verifying_key()], &signed_by(&catalog_key(), version, issued_at_ms))
         .expect("a configuration signed by the pinned key")
 }
 
 fn state() -> FedState {
-    FedState::new(catalog_key().verifying_key(), MAX_AGE_MS)
+    FedState::new(vec![catalog_key().verifying_key()], MAX_AGE_MS)
 }
 
 fn stale(state: &FedState, now: i64) -> bool {
@@ -90,7 +90,7 @@ fn older_configurations_are_refused() {
     assert_eq!(state.offer(snapshot(7, NOW + MAX_CLOCK_SKEW_MS), NOW), Ok(Succession::Newer));
     // Signed by another key: never a snapshot at all.
     let other = SigningKey::from_bytes(&[8; 32]);
-    assert!(Snapshot::from_signed(&catalog_key().verifying_key(), &signed_by(&other, 9, NOW)).is_err());
+    assert!(Snapshot::from_signed(&[catalog_key().verifying_key()], &signed_by(&other, 9, NOW)).is_err());
 }
 
 #[test]

@@ -70,7 +70,14 @@ async fn start_catalog() -> Fed {
         .map(|dept| (dept, ca.issue(&CertSpec::new(dept, CertKind::Both).with_loopback()).expect("issue")))
         .collect::<BTreeMap<_, _>>();
     let key = SigningKey::from_bytes(&[7u8; 32]);
-    exchange_catalog::config::write_signing_key(&dir.path().join("catalog-signing.pem"), &key).expect("key");
+    exchange_catalog::config::write_signing_key(&dir.path().join("keys/configuration.pem"), &key).expect("key");
+    for (name, seed) in [("token.pem", 8u8), ("checkpoint.pem", 10u8)] {
+        exchange_catalog::config::write_signing_key(
+            &dir.path().join("keys").join(name),
+            &SigningKey::from_bytes(&[seed; 32]),
+        )
+        .expect("key");
+    }
     exchange_catalog::config::write_secret(&dir.path().join("digest.key"), hex::encode([9u8; 32]).as_bytes())
         .expect("digest key");
     let file: exchange_catalog::config::CatalogConfigFile = toml::from_str(&format!(
@@ -79,7 +86,7 @@ async fn start_catalog() -> Fed {
         listen = "127.0.0.1:0"
         data_dir = "catalog-data"
         log_origin = "exchange.test/log"
-        signing_key = "catalog-signing.pem"
+        keys_dir = "keys"
         subject_digest_key = "digest.key"
         [tls]
         ca_cert = "ca.crt"

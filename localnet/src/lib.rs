@@ -219,7 +219,13 @@ impl Localnet {
 
         let catalog_signing = SigningKey::from_bytes(&random_bytes());
         let key_err = |e: exchange_pki::keyfile::KeyFileError| anyhow::anyhow!("{e}");
-        write_signing_key(&dir.join("keys/catalog-signing.pem"), &catalog_signing).map_err(key_err)?;
+        // One key per purpose (exchange_catalog::keyring's layout): configurations (what
+        // nodes and clients pin), consent tokens, checkpoints.
+        write_signing_key(&dir.join("keys/configuration.pem"), &catalog_signing).map_err(key_err)?;
+        for name in ["token.pem", "checkpoint.pem"] {
+            write_signing_key(&dir.join("keys").join(name), &SigningKey::from_bytes(&random_bytes()))
+                .map_err(key_err)?;
+        }
         write_secret(&dir.join("keys/subject-digest.key"), hex::encode(random_bytes()).as_bytes()).map_err(key_err)?;
         let catalog_key = catalog_signing.verifying_key();
         let catalog_key_hex = hex::encode(catalog_key.as_bytes());
@@ -237,7 +243,7 @@ impl Localnet {
                 "catalog_id = \"{CATALOG_ID}\"\nlisten = \"127.0.0.1:{catalog_port}\"\ndata_dir = \"catalog-data\"\n\
                  log_origin = \"{LOG_ORIGIN}\"\ntoken_lifetime_secs = {}\nconfig_heartbeat_secs = {}\n\
                  metrics_listen = \"127.0.0.1:{catalog_metrics}\"\n\
-                 signing_key = \"keys/catalog-signing.pem\"\n\
+                 keys_dir = \"keys\"\n\
                  subject_digest_key = \"keys/subject-digest.key\"\n\n[tls]\nca_cert = \"pki/ca.crt\"\n\
                  cert = \"pki/{CATALOG_ID}.crt\"\nkey = \"pki/{CATALOG_ID}.key\"\n\n[[bootstrap_members]]\n\
                  dept_id = \"{}\"\nname = \"{}\"\nroles = [\"operator\"]\ncert_fingerprints = [\"{}\"]\n",

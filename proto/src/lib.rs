@@ -12,6 +12,7 @@ pub mod v1 {
 }
 
 pub mod canonical;
+pub mod keys;
 pub mod subject;
 
 /// The encoded `FileDescriptorSet` of the contract, for gRPC reflection

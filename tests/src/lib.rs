@@ -211,7 +211,13 @@ impl TestFed {
     /// A token signed with the catalog's own key (read from the federation's key file), with
     /// whatever claims a case needs: the way to make expired, early or mis-bound tokens.
     pub fn forge_token(&self, claims: ConsentClaims) -> String {
-        let key = exchange_pki::keyfile::read_signing_key(&self.net.dir().join("keys/catalog-signing.pem"))
+        self.forge_token_with("token.pem", claims)
+    }
+
+    /// A token signed with one of the catalog's key files (`keys/<file>`), its `kid` that
+    /// key's id: a token signed with the checkpoint or configuration key is no token.
+    pub fn forge_token_with(&self, file: &str, claims: ConsentClaims) -> String {
+        let key = exchange_pki::keyfile::read_signing_key(&self.net.dir().join("keys").join(file))
             .must("catalog signing key");
         TokenIssuer::new(exchange_localnet::LOG_ORIGIN, &key).must("issuer").issue(claims).must("sign")
     }

@@ -200,13 +200,13 @@ impl Catalog {
 
     /// The signed tree head.
     pub fn tree_head(&self) -> Result<(u64, Vec<u8>, String, String)> {
-        let (size, root, note) = self.log.tree_head(&self.db, &self.note_signer)?;
+        let (size, root, note) = self.log.tree_head(&self.db, &self.signers().checkpoint)?;
         Ok((size, root.as_bytes().to_vec(), note, self.log.origin().to_string()))
     }
 
     /// The note verifier key of the log (`<origin>+<keyid>+<key>`), for auditors.
     pub fn log_verifier_key(&self) -> String {
-        self.note_signer.verifier().to_vkey()
+        self.signers().checkpoint.verifier().to_vkey()
     }
 
     /// An inclusion proof: the hashes for anyone with a role that reads the log, the entry

@@ -261,7 +261,8 @@ impl Catalog {
             exp,
             jti: consent.id.clone(),
         };
-        let token = self.token_issuer.issue(claims).map_err(|e| CatalogError::Internal(format!("issue token: {e}")))?;
+        let token =
+            self.signers().token.issue(claims).map_err(|e| CatalogError::Internal(format!("issue token: {e}")))?;
         Ok(ConsentToken { token, expires_at_unix_ms: exp * 1000, consent_id: consent.id })
     }
 

@@ -2,7 +2,7 @@
 //! updates and suspension.
 
 use exchange_pki::PeerIdentity;
-use exchange_proto::v1::{Member, MemberStatus, Role, UpdateMemberRequest};
+use exchange_proto::v1::{Member, MemberStatus, ReasonCode, Role, UpdateMemberRequest};
 
 use super::validators::{dept, endpoint, fingerprints, roles, signing_key_field, text};
 use super::{Caller, Catalog, now_ms};
@@ -69,6 +69,8 @@ impl Catalog {
             name: text("member.name", &m.name, true)?,
             endpoint: endpoint("member.endpoint", &m.endpoint)?,
             node_signing_key: m.node_signing_key,
+            // Published keys come through UpdateMember only (a rotation of a registered node).
+            node_published_keys: Vec::new(),
             cert_fingerprints: m.cert_fingerprints,
             roles: roles("member.roles", &m.roles)?,
             status: MemberStatus::Active as i32,
@@ -111,10 +113,7 @@ impl Catalog {
         if !r.endpoint.trim().is_empty() {
             m.endpoint = endpoint("endpoint", &r.endpoint)?;
         }
-        if !r.node_signing_key.is_empty() {
-            signing_key_field("node_signing_key", &r.node_signing_key)?;
-            m.node_signing_key = r.node_signing_key;
-        }
+        rotate_node_keys(&mut m, &r)?;
         if r.replace_cert_fingerprints {
             fingerprints("cert_fingerprints", &r.cert_fingerprints)?;
             m.cert_fingerprints = r.cert_fingerprints;
@@ -174,4 +173,48 @@ impl Catalog {
     pub fn list_members(&self, _caller: &Caller) -> Result<Vec<Member>> {
         self.db.all(MEMBERS)
     }
+}
+
+/// The node-key steps of an update, in rotation order: publish a next key (answers verify
+/// under it before the node signs with it), switch the signing key (the one it replaces stays
+/// published, so answers signed with it keep verifying), retire a published key (answers
+/// signed with it are refused from then on). The current key cannot be retired.
+fn rotate_node_keys(m: &mut Member, r: &UpdateMemberRequest) -> Result<()> {
+    if !r.publish_node_key.is_empty() {
+        signing_key_field("publish_node_key", &r.publish_node_key)?;
+        if r.publish_node_key != m.node_signing_key && !m.node_published_keys.contains(&r.publish_node_key) {
+            m.node_published_keys.push(r.publish_node_key.clone());
+        }
+    }
+    if !r.node_signing_key.is_empty() {
+        signing_key_field("node_signing_key", &r.node_signing_key)?;
+        if r.node_signing_key != m.node_signing_key {
+            let previous = std::mem::replace(&mut m.node_signing_key, r.node_signing_key.clone());
+            m.node_published_keys.retain(|k| *k != r.node_signing_key);
+            if !previous.is_empty() {
+                m.node_published_keys.push(previous);
+            }
+        }
+    }
+    if !r.retire_node_key.is_empty() {
+        signing_key_field("retire_node_key", &r.retire_node_key)?;
+        if r.retire_node_key == m.node_signing_key {
+            return Err(CatalogError::precondition(
+                ReasonCode::InvalidState,
+                format!(
+                    "retire_node_key is the key {}'s node signs with now: switch it to the next key (node_signing_key) first",
+                    m.dept_id
+                ),
+            ));
+        }
+        let before = m.node_published_keys.len();
+        m.node_published_keys.retain(|k| *k != r.retire_node_key);
+        if m.node_published_keys.len() == before {
+            return Err(CatalogError::NotFound(format!(
+                "retire_node_key is not a published node key of {}",
+                m.dept_id
+            )));
+        }
+    }
+    Ok(())
 }

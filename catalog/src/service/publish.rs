@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use exchange_core::digest::{key_id, sign_config};
 use exchange_proto::v1::{
-    AccessEvent, CatalogKey, ConfigGrant, Consent, Dataset, EventKind, FederationConfig, Grant, GrantStatus, Member,
-    Outcome, RevokedConsent, SchemaVersion, SignedFederationConfig,
+    AccessEvent, ConfigGrant, Consent, Dataset, EventKind, FederationConfig, Grant, GrantStatus, Member, Outcome,
+    RevokedConsent, SchemaVersion, SignedFederationConfig,
 };
 use exchange_store::WriteBatch;
 use prost::Message;
@@ -127,7 +127,6 @@ impl Catalog {
         let schemas: Vec<SchemaVersion> = self.db.all(SCHEMAS)?;
         let datasets: Vec<Dataset> = self.db.all(DATASETS)?;
         let consents: Vec<Consent> = self.db.all(CONSENTS)?;
-        let public = self.public_key();
         let body = FederationConfig {
             version,
             issued_at_unix_ms: now,
@@ -158,10 +157,7 @@ impl Catalog {
                     expires_at_unix_ms: c.expires_at_unix_ms,
                 })
                 .collect(),
-            catalog_keys: vec![CatalogKey {
-                key_id: key_id(public.as_bytes()),
-                public_key: public.as_bytes().to_vec(),
-            }],
+            catalog_keys: self.signers().keys.catalog_keys(),
             log_origin: self.settings.log_origin.clone(),
         }
         .encode_to_vec();
@@ -176,9 +172,10 @@ impl Catalog {
     /// Signs an encoded configuration, stores it with `batch` in one write and hands it to
     /// every watcher (writer lock held).
     fn sign_store_broadcast(&self, body: Vec<u8>, mut batch: WriteBatch) -> Result<()> {
+        let signers = self.signers();
         let signed = SignedFederationConfig {
-            signature: sign_config(&self.signing_key, &body).to_vec(),
-            key_id: key_id(self.public_key().as_bytes()),
+            signature: sign_config(&signers.keys.config, &body).to_vec(),
+            key_id: key_id(signers.config_public().as_bytes()),
             body,
         };
         batch.put(META, META_CONFIG.to_vec(), signed.encode_to_vec());

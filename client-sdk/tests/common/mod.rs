@@ -67,7 +67,14 @@ impl Federation {
             config_heartbeat: std::time::Duration::from_secs(5),
             metrics_listen: None,
             tls,
-            signing_key: signing_key.clone(),
+            keys_dir: dir.path().join("keys"),
+            keys: exchange_catalog::keys::CatalogKeys::new(
+                signing_key.clone(),
+                SigningKey::from_bytes(&[43; 32]),
+                SigningKey::from_bytes(&[44; 32]),
+                Vec::new(),
+            )
+            .expect("one key per purpose"),
             subject_digest_key: [7; 32],
             bootstrap_members: vec![Member {
                 dept_id: OPS.into(),

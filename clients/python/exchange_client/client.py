@@ -86,7 +86,18 @@ class Refused(ExchangeError):
         return cls(err.code(), err.details() or "", refusal)
 
 
-_KEYS = {"catalog", "catalog_name", "catalog_id", "catalog_key", "ca", "cert", "key", "log_key", "timeout_secs"}
+_KEYS = {
+    "catalog",
+    "catalog_name",
+    "catalog_id",
+    "catalog_key",
+    "catalog_next_key",
+    "ca",
+    "cert",
+    "key",
+    "log_key",
+    "timeout_secs",
+}
 
 
 @dataclass(frozen=True)
@@ -101,6 +112,7 @@ class Profile:
     cert: Path
     key: Path
     timeout_secs: float = 10.0
+    catalog_next_key: Ed25519PublicKey | None = None  # the catalog's next configuration key
 
     @classmethod
     def load(cls, path: str | Path) -> "Profile":
@@ -129,6 +141,7 @@ class Profile:
             cert=resolve(data["cert"]),
             key=resolve(data["key"]),
             timeout_secs=float(max(1, int(data.get("timeout_secs", 10)))),
+            catalog_next_key=read_public_key(data["catalog_next_key"], base) if "catalog_next_key" in data else None,
         )
 
 
@@ -213,9 +226,10 @@ class ExchangeClient:
     # Catalog
 
     def federation(self, refresh: bool = False) -> FederationView:
-        """The federation configuration, its catalog signature verified with the pinned key;
-        fetched again once older than ``CONFIG_MAX_AGE_SECS`` (as the Rust SDK), so that a
-        suspended provider or a new node key is learnt within that bound."""
+        """The federation configuration, its catalog signature verified with the pinned keys
+        (and those the last verified configuration listed); fetched again once older than
+        ``CONFIG_MAX_AGE_SECS`` (as the Rust SDK), so that a suspended provider or a new node key
+        is learnt within that bound."""
         aged = self._view is not None and time.monotonic() - self._view_at > CONFIG_MAX_AGE_SECS
         if self._view is None or refresh or aged:
             try:
@@ -224,7 +238,14 @@ class ExchangeClient:
                 if aged and not refresh and e.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                     return self._view  # the catalog is down: the nodes enforce freshness
                 raise
-            view = verify_federation_config(signed, self.profile.catalog_key)
+            # The pinned keys and those the last verified configuration listed: the catalog
+            # switches to a published next key without a new pin.
+            trusted = [self.profile.catalog_key]
+            if self.profile.catalog_next_key is not None:
+                trusted.append(self.profile.catalog_next_key)
+            if self._view is not None:
+                trusted += self._view.config_keys()
+            view = verify_federation_config(signed, trusted)
             if self._view is not None and view.version < self._view.version:
                 raise VerificationError(
                     f"federation configuration version {view.version} is older than {self._view.version} (rollback)"

@@ -222,14 +222,30 @@ class FederationView:
     def node(self, dept_id: str) -> NodeInfo | None:
         return self.nodes.get(dept_id)
 
+    def config_keys(self) -> list:
+        """The catalog configuration keys this configuration lists (purpose CONFIGURATION):
+        the keys the next configuration may be signed with."""
+        purpose = catalog_pb2.KeyPurpose.Value("KEY_PURPOSE_CONFIGURATION")
+        return [
+            Ed25519PublicKey.from_public_bytes(bytes(k.public_key))
+            for k in self.config.catalog_keys
+            if k.purpose == purpose and len(k.public_key) == 32
+        ]
 
-def verify_federation_config(signed, catalog_key: Ed25519PublicKey) -> FederationView:
-    """Verifies the catalog's Ed25519 signature over ``domain ‖ body`` with the pinned key,
-    then decodes the body. Signed by another key, or altered: :class:`VerificationError`."""
-    pinned = key_id(catalog_key)
-    if signed.key_id != pinned:
+
+def verify_federation_config(signed, trusted) -> FederationView:
+    """Verifies the catalog's Ed25519 signature over ``domain ‖ body`` with one of the
+    ``trusted`` configuration keys (a key or a list: the pinned current and next keys, and
+    those the last verified configuration listed), then decodes the body. Signed by another
+    key (the catalog's token or checkpoint key included), or altered:
+    :class:`VerificationError`."""
+    keys = list(trusted) if isinstance(trusted, (list, tuple)) else [trusted]
+    by_id = {key_id(k): k for k in keys}
+    catalog_key = by_id.get(signed.key_id)
+    if catalog_key is None:
         raise VerificationError(
-            f"federation configuration is signed with key {signed.key_id!r}, not the pinned catalog key {pinned}"
+            f"federation configuration is signed with key {signed.key_id[:32]!r}, not a trusted configuration key "
+            f"({', '.join(by_id)})"
         )
     if len(signed.signature) != 64:
         raise VerificationError(f"federation configuration: signature is {len(signed.signature)} bytes, expected 64")

@@ -107,10 +107,11 @@ impl Node {
             .unwrap_or_else(PoisonError::into_inner)
             .take()
             .ok_or_else(|| NodeError::Internal("logged answer missing".into()))?;
-        let signature = sign_digest(self.signing_key(), &digest);
+        let signer = self.signer();
+        let signature = sign_digest(&signer.key, &digest);
         answer.set_signature(AnswerSignature {
             node: self.dept.clone(),
-            key_id: self.key_id().to_string(),
+            key_id: signer.key_id.clone(),
             digest: digest.to_vec(),
             signature: signature.to_vec(),
         });

@@ -124,8 +124,9 @@ async fn harness(grants: Vec<GrantTerms>) -> Harness {
         datasets: datasets.iter().map(|d| (d.id.clone(), d.clone())).collect(),
         revoked: HashSet::new(),
         verifier: TokenVerifier::new(ORIGIN, &[token_key.verifying_key()]),
+        config_keys: Vec::new(),
     };
-    let fed = Arc::new(FedState::new(SigningKey::from_bytes(&[1u8; 32]).verifying_key(), 60_000));
+    let fed = Arc::new(FedState::new(vec![SigningKey::from_bytes(&[1u8; 32]).verifying_key()], 60_000));
     fed.offer(snapshot, now_ms()).expect("configuration taken");
     fed.set_digest_key(&SubjectDigestKey { key_id: "k1".into(), key: vec![9u8; 32] });
     let settings =

@@ -397,9 +397,13 @@ async fn bad_sizes_tokens_and_rate_limits_are_refused_and_key_files_are_private(
             .must("run exchange-catalog keygen");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     for path in [
-        dir.path().join("keys/catalog-signing.pem"),
+        dir.path().join("keys/configuration.pem"),
+        dir.path().join("keys/token.pem"),
+        dir.path().join("keys/checkpoint.pem"),
         dir.path().join("keys/subject-digest.key"),
-        fed.net.dir().join("keys/catalog-signing.pem"),
+        fed.net.dir().join("keys/configuration.pem"),
+        fed.net.dir().join("keys/token.pem"),
+        fed.net.dir().join("keys/checkpoint.pem"),
         fed.net.dir().join("keys/subject-digest.key"),
     ] {
         let mode = std::fs::metadata(&path).must("key file").permissions().mode() & 0o777;

@@ -15,8 +15,8 @@ const FIELDS: [&str; 2] = ["name", "status"];
 
 /// A token with a header of the case's own, signed by the catalog's key.
 fn sign_with_header(fed: &TestFed, header: &serde_json::Value, claims: &ConsentClaims) -> String {
-    let key = exchange_pki::keyfile::read_signing_key(&fed.net.dir().join("keys/catalog-signing.pem"))
-        .must("catalog signing key");
+    let key =
+        exchange_pki::keyfile::read_signing_key(&fed.net.dir().join("keys/token.pem")).must("catalog signing key");
     let h = URL_SAFE_NO_PAD.encode(header.to_string());
     let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).must("claims json"));
     let signature = ed25519_dalek::Signer::sign(&key, format!("{h}.{body}").as_bytes());
@@ -73,6 +73,20 @@ async fn tokens_saying_more_than_the_catalog_issues_are_refused() {
             fed.forge_token(ConsentClaims { exp: now + 3 * 365 * 86_400, ..real.clone() }),
             ReasonCode::ConsentTokenInvalid,
             "may live",
+        ),
+        // Separate keys (issue 16, item 8): a token signed by the catalog's checkpoint key or
+        // its configuration key is no token, whatever it says.
+        (
+            "tok-checkpoint-key",
+            fed.forge_token_with("checkpoint.pem", real.clone()),
+            ReasonCode::ConsentTokenInvalid,
+            "is not a known catalog key",
+        ),
+        (
+            "tok-config-key",
+            fed.forge_token_with("configuration.pem", real.clone()),
+            ReasonCode::ConsentTokenInvalid,
+            "is not a known catalog key",
         ),
         (
             "tok-sub-kind",
