@@ -286,7 +286,7 @@ class ExchangeClient:
         returns the verified answer; an answer that fails verification raises."""
         info, stub = self._node(request.dataset)
         answer = self._call(getattr(stub, method), request)
-        return verify_answer(answer, self.expected(request), info.key)
+        return verify_answer(answer, self.expected(request), info.keys)
 
     def raw_query(self, method: str, request):
         """The node's answer as received, NOT verified (for tests and evidence tooling)."""
@@ -309,7 +309,7 @@ class ExchangeClient:
         against its own question; refused items become :class:`Refused` values."""
         info, _ = self._node(request.dataset)
         expected = [self.expected_item(request, item) for item in request.items]
-        results = verify_items(answer.items, expected, info.key)
+        results = verify_items(answer.items, expected, info.keys)
         return [r if isinstance(r, Verified) else Refused.of_item(r) for r in results]
 
     def expected_item(self, request, item) -> Expected:

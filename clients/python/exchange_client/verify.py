@@ -130,11 +130,13 @@ def _differs(got, asked) -> str:
     return ", ".join(parts)
 
 
-def verify_answer(answer, expected: Expected, node_key: Ed25519PublicKey) -> Verified:
+def verify_answer(answer, expected: Expected, node_key) -> Verified:
     """Recomputes the answer's canonical digest and compares it with the signed one, checks
     that the header names the node asked, the caller and the dataset asked, that the
     signature is by that node with the key of the federation configuration, verifies the
-    Ed25519 signature, and checks that the answer repeats the question asked."""
+    Ed25519 signature, and checks that the answer repeats the question asked. ``node_key`` is
+    the node's key, or the list of its keys in force during a rotation (the registered one and
+    those published beside it): the answer's key id picks one of them, never another key."""
     node = expected.node
 
     def bad(what: str) -> VerificationError:
@@ -153,11 +155,16 @@ def verify_answer(answer, expected: Expected, node_key: Ed25519PublicKey) -> Ver
         raise bad(f"its header names dataset {header.dataset!r}, not the dataset asked")
     if signature.node != node:
         raise bad(f"it is signed by {signature.node!r}, not by the node asked")
-    want_key = key_id(node_key)
-    if signature.key_id != want_key:
+    # The node's keys in force: the registered one, and those published beside it during a
+    # rotation (the next before the switch, the previous until retired).
+    keys = list(node_key) if isinstance(node_key, (list, tuple)) else [node_key]
+    by_id = {key_id(k): k for k in keys}
+    if signature.key_id not in by_id:
         raise bad(
-            f"it is signed with key {signature.key_id!r}, but the federation configuration gives the node key {want_key}"
+            f"it is signed with key {signature.key_id!r}, but the federation configuration gives the node keys "
+            f"{', '.join(by_id)}"
         )
+    node_key = by_id[signature.key_id]
     digest = canonical_digest(answer)
     if bytes(signature.digest) != digest:
         raise bad("its digest does not match its content: the answer was altered")
@@ -170,10 +177,10 @@ def verify_answer(answer, expected: Expected, node_key: Ed25519PublicKey) -> Ver
     diff = _differs(answer.question, expected.question)
     if diff:
         raise bad(f"it answers another question than the one asked ({diff})")
-    return Verified(answer=answer, node=node, key_id=want_key, digest=digest)
+    return Verified(answer=answer, node=node, key_id=signature.key_id, digest=digest)
 
 
-def verify_items(items, expected: list[Expected], node_key: Ed25519PublicKey) -> list:
+def verify_items(items, expected: list[Expected], node_key) -> list:
     """Verifies the items of a batch answer (``answer.items``) against the items asked, in
     order, as the Rust SDK does: one result per item, either the item's :class:`Verified`
     answer or, for an item the node refused, its ``exchange.v1.ItemStatus``. A batch answer
@@ -206,6 +213,13 @@ class NodeInfo:
     endpoint: str
     key: Ed25519PublicKey | None
     suspended: bool
+    published: tuple = ()
+
+    @property
+    def keys(self) -> list:
+        """Every key the node's answers may be signed with now: the registered key and the
+        ones published beside it (``Member.node_published_keys``)."""
+        return ([self.key] if self.key is not None else []) + list(self.published)
 
 
 @dataclass(frozen=True)
@@ -264,5 +278,8 @@ def verify_federation_config(signed, trusted) -> FederationView:
             if len(m.node_signing_key) != 32:
                 raise VerificationError(f"member {m.dept_id}: node signing key is not 32 bytes")
             key = Ed25519PublicKey.from_public_bytes(bytes(m.node_signing_key))
-        nodes[m.dept_id] = NodeInfo(m.dept_id, m.endpoint, key, m.status == suspended)
+        published = tuple(
+            Ed25519PublicKey.from_public_bytes(bytes(k)) for k in m.node_published_keys if len(k) == 32
+        )
+        nodes[m.dept_id] = NodeInfo(m.dept_id, m.endpoint, key, m.status == suspended, published)
     return FederationView(config=config, nodes=nodes)

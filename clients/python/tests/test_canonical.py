@@ -79,6 +79,23 @@ def test_signatures_bind_the_signing_key_and_the_node():
         verify_answer(answer, expected, key.public_key())
 
 
+def test_during_a_rotation_an_answer_verifies_under_any_key_in_force_and_no_other():
+    from exchange_client import verify_answer
+
+    registered, published, stranger = (Ed25519PrivateKey.generate() for _ in range(3))
+    request, answer = signed_answer(published)
+    expected = Expected("gov.sz.psb", "gov.sz.hcb", request.dataset, question_of(request))
+    in_force = [registered.public_key(), published.public_key()]
+    assert verify_answer(answer, expected, in_force).node == "gov.sz.psb"
+    with pytest.raises(VerificationError, match="signed with key"):
+        verify_answer(answer, expected, [registered.public_key(), stranger.public_key()])
+    # A forged signature cannot borrow another key in force: the key id picks the key.
+    _, forged = signed_answer(stranger)
+    forged.signature.key_id = answer.signature.key_id
+    with pytest.raises(VerificationError):
+        verify_answer(forged, expected, in_force)
+
+
 def test_small_order_keys_and_points_are_refused_as_strict_ed25519_does():
     from exchange_client.verify import small_order
 
