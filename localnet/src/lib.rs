@@ -152,7 +152,25 @@ impl std::fmt::Debug for Localnet {
 }
 
 /// A loopback port free at this moment (bound, then released for the daemon to bind).
+///
+/// Taken below the kernel's ephemeral range: a port the kernel hands out (`bind(0)`) may be
+/// handed out again, as the local port of any outgoing connection, before the daemon binds
+/// it; below the range only another explicit bind can take it.
 fn free_port() -> anyhow::Result<u16> {
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next().and_then(|p| p.parse::<u16>().ok()))
+        .unwrap_or(32768);
+    if ephemeral_low > 12_000 {
+        use rand::Rng as _;
+        let mut rng = rand::rng();
+        for _ in 0..200 {
+            let port = rng.random_range(10_000..ephemeral_low);
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return Ok(port);
+            }
+        }
+    }
     let listener = TcpListener::bind("127.0.0.1:0").context("find a free loopback port")?;
     Ok(listener.local_addr()?.port())
 }
@@ -425,8 +443,13 @@ impl Localnet {
         if let Some(status) = exited {
             self.processes.remove(name);
             let log = std::fs::read_to_string(self.log_path(name)).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect();
-            bail!("{name} exited ({status}): {}", tail.join("\n"));
+            // The daemon's own error (main's `Error: ...`, before any backtrace), else the end.
+            let lines: Vec<&str> = log.lines().collect();
+            let quoted: Vec<&str> = match lines.iter().rposition(|l| l.starts_with("Error:")) {
+                Some(i) => lines[i..].iter().take(6).copied().collect(),
+                None => lines.iter().rev().take(5).rev().copied().collect(),
+            };
+            bail!("{name} exited ({status}): {}", quoted.join("\n"));
         }
         Ok(())
     }
