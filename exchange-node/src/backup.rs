@@ -24,7 +24,7 @@ use exchange_store::{KvStore, RocksStore, WriteBatch};
 use prost::Message as _;
 use tonic::transport::Channel;
 
-use crate::db::{Db, META, META_CONFIG, META_CONFIG_TRUST, META_LAST_SHIPPED, TABLES};
+use crate::db::{Db, META, META_CONFIG, META_LAST_SHIPPED, TABLES};
 use crate::error::NodeError;
 use crate::fedconfig::Snapshot;
 
@@ -45,14 +45,7 @@ pub fn describe(data: &Path, catalog_key: &VerifyingKey) -> anyhow::Result<NodeS
             let signed = SignedFederationConfig::decode(bytes.as_slice())?;
             // Trusted as the node trusts its cache: the pinned key and those that verified it.
             let mut trusted = vec![*catalog_key];
-            if let Some(learned) = store.get(META, META_CONFIG_TRUST)? {
-                trusted.extend(
-                    learned
-                        .chunks_exact(32)
-                        .filter_map(|k| <[u8; 32]>::try_from(k).ok())
-                        .filter_map(|k| VerifyingKey::from_bytes(&k).ok()),
-                );
-            }
+            trusted.extend(crate::fedconfig::learned_config_keys(store.as_ref())?);
             Snapshot::from_signed(&trusted, &signed).map(|s| s.version).unwrap_or(0)
         }
         None => 0,

@@ -208,14 +208,7 @@ impl FedState {
             // The keys that verified it when it arrived (learned from the configuration before
             // it), besides the pinned ones.
             let mut trusted = self.pinned.clone();
-            if let Some(learned) = store.get(META, META_CONFIG_TRUST)? {
-                trusted.extend(
-                    learned
-                        .chunks_exact(32)
-                        .filter_map(|k| <[u8; 32]>::try_from(k).ok())
-                        .filter_map(|k| VerifyingKey::from_bytes(&k).ok()),
-                );
-            }
+            trusted.extend(learned_config_keys(store)?);
             match Snapshot::from_signed(&trusted, &signed) {
                 Ok(snapshot) => {
                     tracing::info!(version = snapshot.version, "serving from the cached federation configuration");
@@ -441,4 +434,19 @@ impl Watcher {
             .await
             .map_err(|e| format!("cache configuration: {e}"))
     }
+}
+
+/// The configuration keys stored beside the cached configuration: those that verified it
+/// when it arrived (learned from the configuration before it), besides the pinned ones.
+pub fn learned_config_keys(store: &dyn KvStore) -> Result<Vec<VerifyingKey>, exchange_store::StoreError> {
+    Ok(store
+        .get(META, META_CONFIG_TRUST)?
+        .map(|learned| {
+            learned
+                .chunks_exact(32)
+                .filter_map(|k| <[u8; 32]>::try_from(k).ok())
+                .filter_map(|k| VerifyingKey::from_bytes(&k).ok())
+                .collect()
+        })
+        .unwrap_or_default())
 }
