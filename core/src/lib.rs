@@ -8,6 +8,7 @@
 //! for I/O reasons, so it is tested, fuzzed and reused by the catalog, the exchange node and
 //! the client SDK alike.
 
+pub mod answer_group;
 pub mod calendar;
 pub mod checkpoint;
 pub mod digest;

@@ -71,7 +71,9 @@ pub use stored::{
     HashReader, MAX_TREE_SIZE, consistency_proof, hashes_to_store, inclusion_proof, stored_hash_count,
     stored_hash_index, tree_root,
 };
-pub use verify::{ProofError, consistency_proof_len, inclusion_proof_len, verify_consistency, verify_inclusion};
+pub use verify::{
+    ProofError, consistency_proof_len, inclusion_proof_len, root_from_inclusion, verify_consistency, verify_inclusion,
+};
 
 /// The length of a [`struct@Hash`] in bytes.
 pub const HASH_LEN: usize = 32;

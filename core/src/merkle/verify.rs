@@ -101,6 +101,18 @@ pub fn consistency_proof_len(old_size: u64, new_size: u64) -> usize {
 /// Verifies that `proof` proves that the leaf with hash `leaf` is leaf number `index` of the
 /// tree of `size` leaves with root `root`: RFC 9162 §2.1.3.2, step by step.
 pub fn verify_inclusion(leaf: Hash, index: u64, size: u64, proof: &[Hash], root: Hash) -> Result<(), ProofError> {
+    let computed = root_from_inclusion(leaf, index, size, proof)?;
+    if computed != root {
+        return Err(ProofError::RootMismatch { expected: root, computed });
+    }
+    Ok(())
+}
+
+/// The root of the tree of `size` leaves in which `proof` is the inclusion proof of the leaf
+/// with hash `leaf` at `index`: steps 1 to 5 of RFC 9162 §2.1.3.2 without the final
+/// comparison, for a verifier that learns the root from the proof and checks a signature
+/// over it (a node's signed group of answers) rather than comparing it with a root it holds.
+pub fn root_from_inclusion(leaf: Hash, index: u64, size: u64, proof: &[Hash]) -> Result<Hash, ProofError> {
     let wrong_length =
         || ProofError::WrongProofLength { expected: inclusion_proof_len(index, size), actual: proof.len() };
     // 1. leaf_index must be below tree_size.
@@ -130,14 +142,11 @@ pub fn verify_inclusion(leaf: Hash, index: u64, size: u64, proof: &[Hash], root:
         fn_ >>= 1;
         sn >>= 1;
     }
-    // 5. sn must be 0 and r the root.
+    // 5. sn must be 0; r is the root.
     if sn != 0 {
         return Err(wrong_length());
     }
-    if r != root {
-        return Err(ProofError::RootMismatch { expected: root, computed: r });
-    }
-    Ok(())
+    Ok(r)
 }
 
 /// Verifies that `proof` proves that the tree of `old_size` leaves with root `old_root` is a
