@@ -13,6 +13,7 @@ import struct
 import sys
 
 DOMAIN = b"exchange.v1/answer/v2\x00"
+GROUP_DOMAIN = b"exchange.v1/answer-group/v3\x00"
 
 
 class Canon:
@@ -196,17 +197,37 @@ def ed25519_sign(seed, msg):
     return public, rs + int.to_bytes((r + k * a) % L, 32, "little")
 
 
+def mth(leaves):
+    """RFC 9162 §2.1.1: the Merkle tree hash of a list of leaf hashes."""
+    if len(leaves) == 1:
+        return leaves[0]
+    k = 1 << ((len(leaves) - 1).bit_length() - 1)
+    return hashlib.sha256(b"\x01" + mth(leaves[:k]) + mth(leaves[k:])).digest()
+
+
+def path(m, leaves):
+    """RFC 9162 §2.1.3.1: PATH(m, D[n]), leaf to root."""
+    if len(leaves) == 1:
+        return []
+    k = 1 << ((len(leaves) - 1).bit_length() - 1)
+    if m < k:
+        return path(m, leaves[:k]) + [mth(leaves[k:])]
+    return path(m - k, leaves[k:]) + [mth(leaves[:k])]
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
-    path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "canonical-vectors.json")
-    with open(path, encoding="utf-8") as f:
+    vectors = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "canonical-vectors.json")
+    with open(vectors, encoding="utf-8") as f:
         doc = json.load(f)
-    assert doc["canonical_form"] == 2 and doc["domain"].encode() == DOMAIN
+    assert doc["canonical_form"] == 3 and doc["domain"].encode() == DOMAIN
+    assert doc["group_domain"].encode() == GROUP_DOMAIN
     seed = bytes.fromhex(doc["signing_key"]["seed_hex"])
     public, _ = ed25519_sign(seed, b"")
     assert public.hex() == doc["signing_key"]["public_key_hex"], "public key"
     assert hashlib.sha256(public).digest()[:8].hex() == doc["signing_key"]["key_id"], "key id"
     failed = 0
+    leaves = []
     for v in doc["vectors"]:
         for value, claim in zip(v.get("claimed_values", []), v["answer"].get("question", {}).get("claims", [])):
             assert base64.b64decode(claim["value_sha256"]) == hashlib.sha256(value.encode()).digest(), v["name"]
@@ -216,6 +237,19 @@ def main():
         ok = (data.hex(), digest.hex(), sig.hex()) == (v["canonical_hex"], v["sha256_hex"], v["signature_hex"])
         print(("ok     " if ok else "FAILED ") + v["name"])
         failed += not ok
+        leaves.append(hashlib.sha256(b"\x00" + digest).digest())
+    # Version 3: the vectors' digests as one group commit, in file order.
+    g = doc["group"]
+    root = mth(leaves)
+    node = g["node"].encode()
+    statement = GROUP_DOMAIN + struct.pack(">H", len(node)) + node + struct.pack(">Q", len(leaves)) + root
+    _, sig = ed25519_sign(seed, hashlib.sha256(statement).digest())
+    ok = (g["size"], g["root_hex"], g["statement_hex"], g["statement_sha256_hex"], g["signature_hex"]) == (
+        len(leaves), root.hex(), statement.hex(), hashlib.sha256(statement).hexdigest(), sig.hex())
+    for i, v in enumerate(doc["vectors"]):
+        ok = ok and v["group_index"] == i and v["group_path_hex"] == [h.hex() for h in path(i, leaves)]
+    print(("ok     " if ok else "FAILED ") + f"group of {len(leaves)}")
+    failed += not ok
     sys.exit(1 if failed else 0)
 
 

@@ -17,7 +17,7 @@ use tonic::transport::Channel;
 use crate::config::{ClientConfig, ClientIdentity, RetryPolicy};
 use crate::error::{Error, Result};
 use crate::log::{verify_tree_head, verify_tree_head_by_any};
-use crate::verify::{FederationView, verify_federation_config};
+use crate::verify::{FederationView, VerifiedGroups, verify_federation_config};
 
 /// Extra time past the deadline sent to the server before the client gives up by itself.
 pub(crate) const DEADLINE_GRACE: Duration = Duration::from_millis(500);
@@ -63,6 +63,8 @@ struct Inner {
     refreshing: tokio::sync::Mutex<()>,
     nodes: Mutex<HashMap<String, NodeClient<Channel>>>,
     endpoint_overrides: RwLock<HashMap<String, String>>,
+    /// The node group statements verified so far (one Ed25519 check per group commit).
+    groups: VerifiedGroups,
 }
 
 /// A node to call: where, and the key its answers must be signed with.
@@ -153,8 +155,15 @@ impl ExchangeClient {
                 refreshing: tokio::sync::Mutex::new(()),
                 nodes: Mutex::new(HashMap::new()),
                 endpoint_overrides: RwLock::new(HashMap::new()),
+                groups: VerifiedGroups::default(),
             }),
         })
+    }
+
+    /// The node group statements this client verified and remembers (canonical form
+    /// version 3: the other answers of a group commit are checked by their path alone).
+    pub fn verified_groups(&self) -> &VerifiedGroups {
+        &self.inner.groups
     }
 
     /// The calling department, as its certificate names it.

@@ -13,7 +13,7 @@ use tonic::transport::Channel;
 
 use crate::client::{ExchangeClient, NodeTarget, provider_of};
 use crate::error::{Error, Result};
-use crate::verify::{Expected, Verified, verify_answer};
+use crate::verify::{Expected, Verified, verify_answer_in};
 
 /// One query of a fan-out.
 #[derive(Clone, Debug, PartialEq)]
@@ -91,7 +91,7 @@ impl ExchangeClient {
         };
         let key =
             key.ok_or_else(|| Error::BadSignature(format!("answer from {}: the node has no key", target.dept)))?;
-        verify_answer(answer, &expected, &key)
+        verify_answer_in(answer, &expected, &key, Some(self.verified_groups()))
     }
 
     async fn query<Req, A, F, Fut>(&self, what: &'static str, dataset: &str, request: Req, f: F) -> Result<Verified<A>>

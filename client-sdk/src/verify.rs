@@ -2,13 +2,16 @@
 //! federation configuration. Pure functions, no I/O: the client calls them on every answer
 //! before the caller sees it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::ops::Deref;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::VerifyingKey;
+use exchange_core::answer_group::{group_root, group_statement_digest, verify_statement};
 use exchange_core::checkpoint::NoteVerifier;
 use exchange_core::digest::{Digest32, key_id, verify_config_by_any, verify_digest};
+use exchange_core::merkle::Hash;
 use exchange_proto::canonical::SignedAnswer;
 use exchange_proto::v1::{FederationConfig, KeyPurpose, Member, MemberStatus, Question, SignedFederationConfig};
 use prost::Message as _;
@@ -73,12 +76,56 @@ pub struct Expected<'a> {
     pub question: Question,
 }
 
+/// The group statements (canonical form version 3) whose node signature a client has
+/// verified, so that the other answers of the same group commit cost a hash path instead of
+/// an Ed25519 verification. An entry is the exact triple verified (node key, statement
+/// digest, signature bytes): an answer that brings another signature, another key or another
+/// root is verified in full. Bounded: two generations of [`VerifiedGroups::GENERATION`]
+/// entries, the older dropped whole when the newer fills.
+#[derive(Debug, Default)]
+pub struct VerifiedGroups {
+    generations: Mutex<[HashSet<GroupKey>; 2]>,
+}
+
+type GroupKey = ([u8; 32], Digest32, [u8; 64]);
+
+impl VerifiedGroups {
+    /// Entries per generation.
+    pub const GENERATION: usize = 4096;
+
+    fn contains(&self, key: &GroupKey) -> bool {
+        let g = self.generations.lock().unwrap_or_else(PoisonError::into_inner);
+        g[0].contains(key) || g[1].contains(key)
+    }
+
+    fn insert(&self, key: GroupKey) {
+        let mut g = self.generations.lock().unwrap_or_else(PoisonError::into_inner);
+        if g[0].len() >= Self::GENERATION {
+            g[1] = std::mem::take(&mut g[0]);
+        }
+        g[0].insert(key);
+    }
+
+    /// How many verified statements are remembered.
+    pub fn len(&self) -> usize {
+        let g = self.generations.lock().unwrap_or_else(PoisonError::into_inner);
+        g[0].len() + g[1].len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// Verifies a node answer: recomputes its canonical digest and compares it with the signed
 /// one, checks that the header names the node asked, the caller and the dataset asked, that
 /// the answer repeats the question asked (licence number or subject, claimed holder, claimed
 /// values, version and fields: a genuine answer to another question is refused), and
 /// verifies the Ed25519 signature under the node's key from the verified federation
-/// configuration. Any mismatch is [`Error::BadSignature`].
+/// configuration: over the group statement its inclusion path leads to (canonical form
+/// version 3), or over its digest alone (version 2, `group_size` 0, from nodes not yet
+/// upgraded). Any mismatch is [`Error::BadSignature`].
 ///
 /// ```
 /// use exchange_client_sdk::verify::{Expected, verify_answer};
@@ -100,6 +147,18 @@ pub fn verify_answer<A: SignedAnswer>(
     answer: A,
     expected: &Expected<'_>,
     node_key: &VerifyingKey,
+) -> Result<Verified<A>> {
+    verify_answer_in(answer, expected, node_key, None)
+}
+
+/// [`verify_answer`], remembering in `groups` the group statements verified, and taking a
+/// statement found there as verified (the client's path: one Ed25519 verification per group
+/// commit rather than per answer).
+pub fn verify_answer_in<A: SignedAnswer>(
+    answer: A,
+    expected: &Expected<'_>,
+    node_key: &VerifyingKey,
+    groups: Option<&VerifiedGroups>,
 ) -> Result<Verified<A>> {
     let Expected { node, requester, dataset, question } = expected;
     let (node, requester) = (*node, *requester);
@@ -133,8 +192,37 @@ pub fn verify_answer<A: SignedAnswer>(
     if signature.digest[..] != digest[..] {
         return bad("its digest does not match its content: the answer was altered".into());
     }
-    if let Err(e) = verify_digest(node_key, &digest, &signature.signature) {
-        return bad(e.to_string());
+    if signature.group_size == 0 {
+        // Version 2: the signature covers this answer's digest alone.
+        if signature.group_index != 0 || !signature.group_path.is_empty() {
+            return bad("it gives a group path but no group size".into());
+        }
+        if let Err(e) = verify_digest(node_key, &digest, &signature.signature) {
+            return bad(e.to_string());
+        }
+    } else {
+        let path: std::result::Result<Vec<Hash>, _> =
+            signature.group_path.iter().map(|h| Hash::from_slice(h)).collect();
+        let Ok(path) = path else {
+            return bad("a hash of its group path is not 32 bytes".into());
+        };
+        let root = match group_root(&digest, signature.group_index, signature.group_size, &path) {
+            Ok(root) => root,
+            Err(e) => return bad(format!("its group path does not hold: {e}")),
+        };
+        let statement = group_statement_digest(node, signature.group_size, &root);
+        let Ok(sig) = <[u8; 64]>::try_from(signature.signature.as_slice()) else {
+            return bad(format!("signature is {} bytes, expected 64", signature.signature.len()));
+        };
+        let remembered = (*node_key.as_bytes(), statement, sig);
+        if !groups.is_some_and(|g| g.contains(&remembered)) {
+            if let Err(e) = verify_statement(node_key, &statement, &sig) {
+                return bad(e.to_string());
+            }
+            if let Some(g) = groups {
+                g.insert(remembered);
+            }
+        }
     }
     // A genuine signature over another question (a verdict on another licence, a match of
     // other claims) is not the answer to this one.
@@ -307,8 +395,48 @@ mod tests {
             key_id: key_id(key.verifying_key().as_bytes()),
             digest: digest.to_vec(),
             signature: sign_digest(key, &digest).to_vec(),
+            ..Default::default()
         });
         answer
+    }
+
+    /// Signs `answers` as one group commit (canonical form version 3), as a node does.
+    fn sign_group(answers: Vec<RecordAnswer>, key: &SigningKey) -> Vec<RecordAnswer> {
+        use exchange_core::answer_group::AnswerGroup;
+        let digests: Vec<_> = answers.iter().map(|a| a.canonical_digest()).collect();
+        let group = AnswerGroup::new(&digests).expect("a group");
+        let signature = group.sign(NODE, key);
+        answers
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut a)| {
+                let path = group.path(i as u64).expect("a path");
+                a.set_signature(AnswerSignature {
+                    node: NODE.into(),
+                    key_id: key_id(key.verifying_key().as_bytes()),
+                    digest: digests[i].to_vec(),
+                    signature: signature.to_vec(),
+                    group_size: group.size(),
+                    group_index: i as u64,
+                    group_path: path.iter().map(|h| h.as_bytes().to_vec()).collect(),
+                });
+                a
+            })
+            .collect()
+    }
+
+    /// Five answers of one group commit (log sequences 40..45).
+    fn group_of_answers() -> Vec<RecordAnswer> {
+        let answers = (0..5)
+            .map(|i| {
+                let mut a = RecordAnswer { signature: None, ..record_answer() };
+                if let Some(h) = a.header.as_mut() {
+                    h.log_sequence = 40 + i;
+                }
+                a
+            })
+            .collect();
+        sign_group(answers, &node_key())
     }
 
     fn header() -> Option<AnswerHeader> {
@@ -364,6 +492,72 @@ mod tests {
             Err(Error::BadSignature(message)) => assert!(message.contains(needle), "{message}"),
             other => panic!("expected BadSignature containing {needle:?}, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn every_answer_of_a_signed_group_verifies_with_one_signature_check() {
+        let groups = VerifiedGroups::default();
+        let key = node_key().verifying_key();
+        for a in group_of_answers() {
+            let verified = verify_answer_in(a, &expected(record_request().question()), &key, Some(&groups));
+            assert!(verified.is_ok(), "{verified:?}");
+        }
+        assert_eq!(groups.len(), 1, "one statement for the whole group");
+    }
+
+    #[test]
+    fn a_group_answer_with_another_path_index_size_or_signature_is_rejected() {
+        let answers = group_of_answers();
+        let groups = VerifiedGroups::default();
+        let key = node_key().verifying_key();
+        let check = |a: RecordAnswer| verify_answer_in(a, &expected(record_request().question()), &key, Some(&groups));
+        assert!(check(answers[0].clone()).is_ok(), "the group's statement is now remembered");
+        let with = |f: &dyn Fn(&mut AnswerSignature)| {
+            let mut a = answers[2].clone();
+            if let Some(s) = a.signature.as_mut() {
+                f(s);
+            }
+            a
+        };
+        // Another answer's path or position leads to another root: no signature covers it.
+        let other_path = answers[3].signature.as_ref().map(|s| s.group_path.clone()).unwrap_or_default();
+        assert_bad(check(with(&|s| s.group_path = other_path.clone())), "does not verify");
+        assert_bad(check(with(&|s| s.group_index = 3)), "does not verify");
+        assert_bad(check(with(&|s| s.group_index = 5)), "group path does not hold");
+        assert_bad(check(with(&|s| s.group_size = 6)), "does not verify");
+        assert_bad(check(with(&|s| s.group_path.pop().map(drop).unwrap_or(()))), "group path does not hold");
+        assert_bad(check(with(&|s| s.group_path[0].truncate(31))), "32 bytes");
+        // The remembered statement does not excuse another signature over it.
+        assert_bad(check(with(&|s| s.signature[0] ^= 1)), "does not verify");
+        // A version 2 signature with a group path is malformed.
+        assert_bad(check(with(&|s| s.group_size = 0)), "no group size");
+        // An altered answer under a genuine path.
+        let mut a = answers[2].clone();
+        if let Some(r) = a.record.as_mut() {
+            r.version = 4;
+        }
+        assert_bad(check(a), "altered");
+        assert!(check(answers[2].clone()).is_ok(), "the genuine one still verifies");
+    }
+
+    #[test]
+    fn a_group_statement_signed_by_another_key_is_rejected() {
+        let stranger = SigningKey::from_bytes(&[10; 32]);
+        let answers: Vec<_> = group_of_answers().into_iter().map(|a| RecordAnswer { signature: None, ..a }).collect();
+        let mut forged = sign_group(answers, &stranger);
+        // The forger claims the node's key id; the statement does not verify under its key.
+        if let Some(s) = forged[1].signature.as_mut() {
+            s.key_id = key_id(node_key().verifying_key().as_bytes());
+        }
+        let groups = VerifiedGroups::default();
+        let result = verify_answer_in(
+            forged[1].clone(),
+            &expected(record_request().question()),
+            &node_key().verifying_key(),
+            Some(&groups),
+        );
+        assert_bad(result, "does not verify");
+        assert!(groups.is_empty(), "nothing refused is remembered");
     }
 
     #[test]

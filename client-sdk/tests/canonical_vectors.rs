@@ -1,6 +1,9 @@
 //! The canonical form's test vectors (`docs/canonical-vectors.json`, read at run time) checked
 //! against the implementation the node signs with and the SDK verifies with: for each vector,
-//! the canonical bytes, their SHA-256 and the Ed25519 signature under the vectors' test key.
+//! the canonical bytes, their SHA-256 and the Ed25519 signature under the vectors' test key
+//! (version 2's signature over the digest alone); then the vectors' digests signed as one
+//! group commit (version 3): the group statement, its SHA-256 and signature, and each
+//! vector's leaf index and inclusion path.
 //!
 //! The inputs are proto3-JSON objects (original field names, 64-bit integers as strings,
 //! enums as numbers, bytes as base64), so that a program in another language can check the
@@ -8,6 +11,7 @@
 //! (after a deliberate change of the form, which also changes its version).
 
 use ed25519_dalek::SigningKey;
+use exchange_core::answer_group::{AnswerGroup, GROUP_DOMAIN, group_root, group_statement, verify_statement};
 use exchange_core::digest::{ANSWER_DOMAIN, key_id, sha256, sign_digest, verify_digest};
 use exchange_proto::canonical::SignedAnswer;
 use exchange_proto::v1::*;
@@ -167,7 +171,8 @@ fn the_canonical_vectors_hold() {
     let path = vectors_path();
     let raw = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut doc: Value = serde_json::from_str(&raw).expect("the vectors are JSON");
-    assert_eq!(doc["canonical_form"], 2);
+    assert_eq!(doc["canonical_form"], 3);
+    assert_eq!(doc["group_domain"].as_str().map(str::as_bytes), Some(GROUP_DOMAIN));
     assert_eq!(doc["domain"].as_str().map(str::as_bytes), Some(ANSWER_DOMAIN));
     let seed: [u8; 32] = hex::decode(text(&doc["signing_key"], "seed_hex"))
         .expect("hex seed")
@@ -185,6 +190,7 @@ fn the_canonical_vectors_hold() {
     let count = doc["vectors"].as_array().map_or(0, Vec::len);
     assert!(count >= 5, "a vector per answer kind");
     let mut kinds = std::collections::BTreeSet::new();
+    let mut digests = Vec::new();
     for i in 0..count {
         let v = &mut doc["vectors"][i];
         let name = text(v, "name");
@@ -203,6 +209,7 @@ fn the_canonical_vectors_hold() {
         assert_eq!(sha256(&bytes), digest, "{name}: the digest is SHA-256 of the canonical bytes");
         let signature = sign_digest(&key, &digest);
         assert!(verify_digest(&public, &digest, &signature).is_ok(), "{name}");
+        digests.push(digest);
         if bless {
             v["canonical_hex"] = hex::encode(&bytes).into();
             v["sha256_hex"] = hex::encode(digest).into();
@@ -217,8 +224,61 @@ fn the_canonical_vectors_hold() {
         kinds.into_iter().collect::<Vec<_>>(),
         ["get_licence", "get_record", "list_licences", "match_record", "verify_licence"]
     );
+    // Version 3: the vectors' answers as one group commit, in file order.
+    let node = text(&doc["group"], "node");
+    assert!(!node.is_empty(), "the group names its node");
+    let group = AnswerGroup::new(&digests).expect("a group");
+    let statement = group_statement(&node, group.size(), &group.root());
+    let signature = group.sign(&node, &key);
+    for (i, digest) in digests.iter().enumerate() {
+        let path = group.path(i as u64).expect("a path");
+        let root = group_root(digest, i as u64, group.size(), &path).expect("the path folds");
+        assert_eq!(root, group.root());
+        let hexes: Vec<Value> = path.iter().map(|h| Value::from(h.to_hex())).collect();
+        let v = &mut doc["vectors"][i];
+        if bless {
+            v["group_index"] = i.into();
+            v["group_path_hex"] = hexes.into();
+            continue;
+        }
+        assert_eq!(v["group_index"], i, "{i}: group index");
+        assert_eq!(v["group_path_hex"], Value::from(hexes), "{i}: group path");
+    }
+    assert!(verify_statement(&public, &sha256(&statement), &signature).is_ok());
+    let g = &mut doc["group"];
+    if bless {
+        g["size"] = group.size().into();
+        g["root_hex"] = group.root().to_hex().into();
+        g["statement_hex"] = hex::encode(&statement).into();
+        g["statement_sha256_hex"] = hex::encode(sha256(&statement)).into();
+        g["signature_hex"] = hex::encode(signature).into();
+    } else {
+        assert_eq!(g["size"], group.size(), "group size");
+        assert_eq!(text(g, "root_hex"), group.root().to_hex(), "group root");
+        assert_eq!(text(g, "statement_hex"), hex::encode(&statement), "group statement");
+        assert_eq!(text(g, "statement_sha256_hex"), hex::encode(sha256(&statement)), "statement SHA-256");
+        assert_eq!(text(g, "signature_hex"), hex::encode(signature), "group signature");
+    }
     if bless {
         let out = serde_json::to_string_pretty(&doc).expect("JSON") + "\n";
         std::fs::write(&path, out).expect("write the vectors");
     }
+}
+
+/// The independent checker written from `docs/canonical-form.md` (Python 3, standard library
+/// only) agrees with the vectors: what a department implementing the form in another
+/// language would run.
+#[test]
+fn the_standard_library_checker_agrees() {
+    let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let script = std::path::Path::new(&dir).join("../docs/check_canonical_vectors.py");
+    let out = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(vectors_path())
+        .output()
+        .unwrap_or_else(|e| panic!("run python3 {}: {e}", script.display()));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{printed}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(printed.contains("ok     group of"), "{printed}");
+    assert!(!printed.contains("FAILED"), "{printed}");
 }

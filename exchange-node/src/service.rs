@@ -356,7 +356,7 @@ pub struct Versioned<T> {
 /// leave the change without its entry.
 pub(crate) fn commit_change(log: &AccessLog, data: WriteBatch, mut event: AccessEvent) -> Result<u64> {
     event.time_unix_ms = now_ms();
-    tokio::runtime::Handle::current().block_on(log.append_with(Box::new(move |_| event), data))
+    tokio::runtime::Handle::current().block_on(log.append_with(Box::new(move |_| event), data)).map(|l| l.sequence)
 }
 
 /// Runs blocking storage work off the async workers, inside the current span.

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
-use exchange_core::digest::verify_digest;
+use exchange_core::answer_group::{group_root, group_statement_digest, verify_statement};
 use exchange_core::ident::ResidentId;
+use exchange_core::merkle::Hash;
 use exchange_node::config::{NodeConfig, NodeConfigFile};
 use exchange_pki::{CertKind, CertSpec, FederationCa, IssuedCert, LoadedIdentity};
 use exchange_proto::canonical::SignedAnswer;
@@ -206,11 +207,17 @@ fn person() -> Option<Subject> {
     Some(Subject { kind: SubjectKind::Person as i32, id: PERSON.into() })
 }
 
+/// Checks a node answer as canonical form version 3 says: its digest, its path to the group's
+/// root and the node's signature over the group statement.
 fn check_signed<A: SignedAnswer>(a: &A, f: &Fed) {
     let sig = a.signature().expect("signature");
     let digest = a.canonical_digest();
     assert_eq!(sig.digest, digest.to_vec());
-    verify_digest(&f.node_key.verifying_key(), &digest, &sig.signature).expect("signature verifies");
+    assert!(sig.group_size >= 1, "signed as a group (version 3)");
+    let path: Vec<Hash> = sig.group_path.iter().map(|h| Hash::from_slice(h).expect("32 bytes")).collect();
+    let root = group_root(&digest, sig.group_index, sig.group_size, &path).expect("the path folds");
+    let statement = group_statement_digest(&sig.node, sig.group_size, &root);
+    verify_statement(&f.node_key.verifying_key(), &statement, &sig.signature).expect("signature verifies");
 }
 
 fn reason_of(s: &tonic::Status) -> ReasonCode {

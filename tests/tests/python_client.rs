@@ -113,8 +113,13 @@ fn canonical_vectors() -> serde_json::Value {
         ],
         ..Default::default()
     };
-    let sig =
-        Some(AnswerSignature { node: "x".into(), key_id: "y".into(), digest: vec![1; 32], signature: vec![2; 64] });
+    let sig = Some(AnswerSignature {
+        node: "x".into(),
+        key_id: "y".into(),
+        digest: vec![1; 32],
+        signature: vec![2; 64],
+        ..Default::default()
+    });
     let mut vectors = vec![
         with_request(
             vector(

@@ -8,15 +8,15 @@ from .client import (
     organisation, person,
 )
 from .verify import (
-    Expected, FederationView, NodeInfo, Verified, VerificationError, key_id, verify_answer, verify_federation_config,
-    verify_items,
+    Expected, FederationView, NodeInfo, Verified, VerificationError, VerifiedGroups, group_root, group_statement,
+    key_id, verify_answer, verify_federation_config, verify_items,
 )
 from ._proto import catalog_pb2, common_pb2, node_pb2
 
 __all__ = [
     "BATCH_METHODS", "ExchangeClient", "ExchangeError", "Expected", "FederationView", "NodeInfo", "Profile",
     "ProfileError", "Refused",
-    "Verified", "VerificationError", "canonical_bytes", "canonical_digest", "catalog_pb2", "common_pb2", "context",
-    "face_scan_consent", "key_id", "node_pb2", "organisation", "person", "question", "question_of", "verify_answer",
+    "Verified", "VerificationError", "VerifiedGroups", "canonical_bytes", "canonical_digest", "catalog_pb2", "common_pb2", "context",
+    "face_scan_consent", "group_root", "group_statement", "key_id", "node_pb2", "organisation", "person", "question", "question_of", "verify_answer",
     "verify_federation_config", "verify_items",
 ]

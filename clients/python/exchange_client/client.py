@@ -18,7 +18,8 @@ from google.protobuf.message import DecodeError
 from ._proto import catalog_pb2, catalog_pb2_grpc, common_pb2, node_pb2, node_pb2_grpc
 from .canonical import question_of
 from .verify import (
-    Expected, FederationView, Verified, VerificationError, verify_answer, verify_federation_config, verify_items,
+    Expected, FederationView, Verified, VerificationError, VerifiedGroups, verify_answer, verify_federation_config,
+    verify_items,
 )
 
 
@@ -195,6 +196,8 @@ class ExchangeClient:
         self.catalog = catalog_pb2_grpc.CatalogStub(self._channel(target, profile.catalog_name))
         self._view: FederationView | None = None
         self._view_at = 0.0
+        # Group statements verified: one Ed25519 check per node group commit.
+        self.groups = VerifiedGroups()
 
     @classmethod
     def from_profile(cls, path: str | Path) -> "ExchangeClient":
@@ -286,7 +289,7 @@ class ExchangeClient:
         returns the verified answer; an answer that fails verification raises."""
         info, stub = self._node(request.dataset)
         answer = self._call(getattr(stub, method), request)
-        return verify_answer(answer, self.expected(request), info.keys)
+        return verify_answer(answer, self.expected(request), info.keys, self.groups)
 
     def raw_query(self, method: str, request):
         """The node's answer as received, NOT verified (for tests and evidence tooling)."""
@@ -309,7 +312,7 @@ class ExchangeClient:
         against its own question; refused items become :class:`Refused` values."""
         info, _ = self._node(request.dataset)
         expected = [self.expected_item(request, item) for item in request.items]
-        results = verify_items(answer.items, expected, info.keys)
+        results = verify_items(answer.items, expected, info.keys, self.groups)
         return [r if isinstance(r, Verified) else Refused.of_item(r) for r in results]
 
     def expected_item(self, request, item) -> Expected:

@@ -126,3 +126,100 @@ def test_a_forgery_under_a_small_order_key_is_refused():
     expected = Expected("gov.sz.psb", "gov.sz.hcb", request.dataset, question_of(request))
     with pytest.raises(VerificationError, match="signature does not verify"):
         verify_answer(answer, expected, weak)
+
+
+def _mth(leaves):
+    """RFC 9162 §2.1.1 MTH, written from the RFC (independent of the client's fold)."""
+    import hashlib
+
+    if len(leaves) == 1:
+        return leaves[0]
+    k = 1 << ((len(leaves) - 1).bit_length() - 1)
+    return hashlib.sha256(b"\x01" + _mth(leaves[:k]) + _mth(leaves[k:])).digest()
+
+
+def _path(m, leaves):
+    """RFC 9162 §2.1.3.1 PATH(m, D[n])."""
+    if len(leaves) == 1:
+        return []
+    k = 1 << ((len(leaves) - 1).bit_length() - 1)
+    if m < k:
+        return _path(m, leaves[:k]) + [_mth(leaves[k:])]
+    return _path(m - k, leaves[k:]) + [_mth(leaves[:k])]
+
+
+def signed_group(key, n):
+    """``n`` answers signed as one group commit (canonical form version 3), as a node signs them."""
+    import hashlib
+
+    from exchange_client import group_statement
+
+    answers = []
+    for i in range(n):
+        request, answer = signed_answer(key)
+        answer.header.log_sequence = 100 + i
+        answer.ClearField("signature")
+        answers.append(answer)
+    leaves = [hashlib.sha256(b"\x00" + canonical_digest(a)).digest() for a in answers]
+    root = _mth(leaves)
+    signature = key.sign(hashlib.sha256(group_statement("gov.sz.psb", n, root)).digest())
+    for i, a in enumerate(answers):
+        a.signature.node, a.signature.key_id = "gov.sz.psb", key_id(key.public_key())
+        a.signature.digest, a.signature.signature = canonical_digest(a), signature
+        a.signature.group_size, a.signature.group_index = n, i
+        a.signature.group_path.extend(_path(i, leaves))
+    return request, answers
+
+
+def test_every_answer_of_a_signed_group_verifies_and_its_signature_is_checked_once():
+    from exchange_client import VerifiedGroups, verify_answer
+
+    key = Ed25519PrivateKey.generate()
+    for n in (1, 2, 3, 5, 8, 13):
+        request, answers = signed_group(key, n)
+        expected = Expected("gov.sz.psb", "gov.sz.hcb", request.dataset, question_of(request))
+        groups = VerifiedGroups()
+        for a in answers:
+            assert verify_answer(a, expected, key.public_key(), groups).node == "gov.sz.psb"
+        assert len(groups) == 1, n
+
+
+def test_a_group_answer_with_another_path_position_size_or_signature_is_refused():
+    from exchange_client import VerifiedGroups, verify_answer
+
+    key = Ed25519PrivateKey.generate()
+    request, answers = signed_group(key, 5)
+    expected = Expected("gov.sz.psb", "gov.sz.hcb", request.dataset, question_of(request))
+    groups = VerifiedGroups()
+    assert verify_answer(answers[0], expected, key.public_key(), groups)
+
+    def altered(change):
+        a = node_pb2.RecordAnswer()
+        a.CopyFrom(answers[2])
+        change(a.signature)
+        return a
+
+    def other_path(s):
+        del s.group_path[:]
+        s.group_path.extend(answers[3].signature.group_path)
+
+    def flip(s):
+        s.signature = bytes([s.signature[0] ^ 1]) + s.signature[1:]
+
+    for change, message in [
+        (other_path, "does not verify"),
+        (lambda s: setattr(s, "group_index", 3), "does not verify"),
+        (lambda s: setattr(s, "group_index", 5), "group path does not hold"),
+        (lambda s: setattr(s, "group_size", 6), "does not verify"),
+        (lambda s: s.group_path.pop(), "group path does not hold"),
+        (flip, "does not verify"),  # a remembered statement does not excuse another signature
+        (lambda s: setattr(s, "group_size", 0), "no group size"),
+    ]:
+        with pytest.raises(VerificationError, match=message):
+            verify_answer(altered(change), expected, key.public_key(), groups)
+    forger = Ed25519PrivateKey.generate()
+    _, forged = signed_group(forger, 5)
+    forged[2].signature.key_id = key_id(key.public_key())
+    with pytest.raises(VerificationError, match="does not verify"):
+        verify_answer(forged[2], expected, key.public_key(), groups)
+    assert verify_answer(answers[2], expected, key.public_key(), groups)

@@ -1,10 +1,11 @@
 //! The last steps of every answer: the header and the question filled in, the access-log
 //! entry written durably (carrying the digest of header, question and answer), then the
-//! signature over that same digest. Nothing leaves that is not logged first.
+//! signature over the group of answers committed with it (canonical form version 3: one
+//! signature per group commit, each answer with its inclusion path). Nothing leaves that is
+//! not logged first.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use exchange_core::digest::sign_digest;
 use exchange_proto::canonical::SignedAnswer;
 use exchange_proto::v1::{
     AccessEvent, AnswerHeader, AnswerSignature, LicenceAnswer, ListLicencesAnswer, MatchAnswer, Outcome, Question,
@@ -70,7 +71,8 @@ impl Node {
     }
 
     /// Fills the header and the question asked, writes the access-log entry durably (with
-    /// the digest of header, question and answer), then signs that digest.
+    /// the digest of header, question and answer), then signs the group of answers
+    /// committed with it (once for the group) and gives the answer its path in the group.
     pub(crate) async fn finish<A: Answer>(
         &self,
         p: &Prepared,
@@ -91,7 +93,8 @@ impl Node {
         event.outcome = Outcome::Served as i32;
         let slot: Arc<Mutex<SignedSlot<A>>> = Arc::new(Mutex::new(None));
         let out = slot.clone();
-        self.log
+        let logged = self
+            .log
             .append(Box::new(move |seq| {
                 if let Some(h) = answer.header_slot().as_mut() {
                     h.log_sequence = seq;
@@ -107,13 +110,22 @@ impl Node {
             .unwrap_or_else(PoisonError::into_inner)
             .take()
             .ok_or_else(|| NodeError::Internal("logged answer missing".into()))?;
-        let signer = self.signer();
-        let signature = sign_digest(&signer.key, &digest);
+        let (group, index) = logged.leaf.ok_or_else(|| NodeError::Internal("logged answer has no leaf".into()))?;
+        let signed = group
+            .signed(|tree| {
+                let signer = self.signer();
+                (signer.key_id.clone(), tree.sign(&self.dept, &signer.key))
+            })
+            .ok_or_else(|| NodeError::Internal("logged answer's group is empty".into()))?;
+        let path = signed.tree.path(index).ok_or_else(|| NodeError::Internal("answer outside its group".into()))?;
         answer.set_signature(AnswerSignature {
             node: self.dept.clone(),
-            key_id: signer.key_id.clone(),
+            key_id: signed.key_id.clone(),
             digest: digest.to_vec(),
-            signature: signature.to_vec(),
+            signature: signed.signature.to_vec(),
+            group_size: signed.tree.size(),
+            group_index: index,
+            group_path: path.iter().map(|h| h.as_bytes().to_vec()).collect(),
         });
         Ok(answer)
     }
