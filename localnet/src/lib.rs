@@ -19,7 +19,7 @@
 
 pub mod data;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -151,28 +151,41 @@ impl std::fmt::Debug for Localnet {
     }
 }
 
-/// A loopback port free at this moment (bound, then released for the daemon to bind).
+/// A loopback port free at this moment (bound, then released for the daemon to bind), and
+/// never handed out before by this process.
 ///
 /// Taken below the kernel's ephemeral range: a port the kernel hands out (`bind(0)`) may be
 /// handed out again, as the local port of any outgoing connection, before the daemon binds
-/// it; below the range only another explicit bind can take it.
+/// it; below the range only another explicit bind can take it. A port is free until its
+/// daemon starts, so without the record of ports given, two ports of one federation, or of
+/// two federations started at once by parallel tests, could be the same.
 fn free_port() -> anyhow::Result<u16> {
+    static GIVEN: std::sync::Mutex<BTreeSet<u16>> = std::sync::Mutex::new(BTreeSet::new());
+    let mut given = GIVEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let free = |port: u16| !given.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok();
     let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
         .and_then(|r| r.split_whitespace().next().and_then(|p| p.parse::<u16>().ok()))
         .unwrap_or(32768);
+    let mut chosen = None;
     if ephemeral_low > 12_000 {
         use rand::Rng as _;
         let mut rng = rand::rng();
+        chosen = (0..200).map(|_| rng.random_range(10_000..ephemeral_low)).find(|&port| free(port));
+    }
+    if chosen.is_none() {
         for _ in 0..200 {
-            let port = rng.random_range(10_000..ephemeral_low);
-            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-                return Ok(port);
+            let listener = TcpListener::bind("127.0.0.1:0").context("find a free loopback port")?;
+            let port = listener.local_addr()?.port();
+            if !given.contains(&port) {
+                chosen = Some(port);
+                break;
             }
         }
     }
-    let listener = TcpListener::bind("127.0.0.1:0").context("find a free loopback port")?;
-    Ok(listener.local_addr()?.port())
+    let port = chosen.context("find a free loopback port: every port tried was taken")?;
+    given.insert(port);
+    Ok(port)
 }
 
 fn write(path: &Path, text: &str) -> anyhow::Result<()> {
